@@ -1,0 +1,220 @@
+//! Command-line arguments (clap) and their validation into a [`Config`].
+
+use crate::diff::Layout;
+use crate::error::Error;
+use crate::graph::Kind;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::HashMap;
+
+/// jacob — symbolic matrix calculus: derivatives of matrix expressions, simplified.
+#[derive(Parser, Debug)]
+#[command(name = "jacob", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of SPEC §3.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The derivative of EXPR by a variable, simplified.
+    Diff(DiffArgs),
+    /// The Hessian of a scalar EXPR by a variable.
+    Hess(DiffArgs),
+    /// EXPR itself, simplified.
+    Simplify(CommonArgs),
+    /// The inferred shape of EXPR and of every symbol in it.
+    Shape(CommonArgs),
+    /// The numeric value of EXPR.
+    Eval(EvalArgs),
+    /// Compares a derivative with central finite differences at random points.
+    Check(CheckArgs),
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// jacob's own syntax, one line per expression.
+    #[default]
+    Text,
+    /// LaTeX for `$…$`.
+    Latex,
+    /// A JSON object per expression.
+    Json,
+}
+
+/// Layouts as spelled on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum LayoutArg {
+    /// Gradients shaped like the variable; Jacobians p×n.
+    #[default]
+    Mixed,
+    /// Numerator layout: a scalar's gradient is a row.
+    Numerator,
+    /// Denominator layout: transposed numerator layout.
+    Denominator,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// The expression, or `-` to read one per line from standard input.
+    pub expr: String,
+    /// Names that are scalars (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub scalar: Vec<String>,
+    /// Names that are column vectors.
+    #[arg(long, value_delimiter = ',')]
+    pub vector: Vec<String>,
+    /// Names that are matrices.
+    #[arg(long, value_delimiter = ',')]
+    pub matrix: Vec<String>,
+    /// Names that are symmetric matrices (S' = S).
+    #[arg(long, value_delimiter = ',')]
+    pub symmetric: Vec<String>,
+    /// Fixes a size for numeric work: `x=5`, `A=5x3`.
+    #[arg(long, value_name = "NAME=SIZE")]
+    pub dim: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Seed for random values, so that numeric work is reproducible.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Options of `diff` and `hess`.
+#[derive(Args, Debug, Clone)]
+pub struct DiffArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The variable to differentiate by.
+    #[arg(long)]
+    pub wrt: String,
+    /// The layout of the printed derivative.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Mixed)]
+    pub layout: LayoutArg,
+    /// Show the chain-rule steps, each Jacobian with its shape.
+    #[arg(long)]
+    pub explain: bool,
+    /// With `--format latex`: the whole statement, `\frac{∂f}{∂x} = …`.
+    #[arg(long)]
+    pub equation: bool,
+}
+
+/// Options of `eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A value: `x=[1,2,3]`, `A=[[1,2],[3,4]]`, `c=2.5`, `X=@data.npy`.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Fill symbols without a value with seeded random values.
+    #[arg(long)]
+    pub random: bool,
+}
+
+/// Options of `check`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The variable to differentiate by.
+    #[arg(long)]
+    pub wrt: String,
+    /// The layout the claim is written in.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Mixed)]
+    pub layout: LayoutArg,
+    /// A derivative to check instead of jacob's own.
+    #[arg(long)]
+    pub claim: Option<String>,
+    /// How many random points.
+    #[arg(long, default_value_t = 3)]
+    pub points: usize,
+    /// Relative tolerance.
+    #[arg(long, default_value_t = 1e-5)]
+    pub tol: f64,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(l: LayoutArg) -> Layout {
+        match l {
+            LayoutArg::Mixed => Layout::Mixed,
+            LayoutArg::Numerator => Layout::Numerator,
+            LayoutArg::Denominator => Layout::Denominator,
+        }
+    }
+}
+
+/// Validated options shared by every command.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Declared kinds by name.
+    pub kinds: HashMap<String, Kind>,
+    /// Fixed sizes by name: one number for a vector, two for a matrix.
+    pub dims: Vec<(String, Vec<usize>)>,
+    /// Output format.
+    pub format: Format,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Config {
+    /// Checks the declarations and sizes.
+    pub fn from_args(a: &CommonArgs) -> Result<Config, Error> {
+        let mut kinds: HashMap<String, Kind> = HashMap::new();
+        let lists = [
+            (&a.scalar, Kind::Scalar, "--scalar"),
+            (&a.vector, Kind::Vector, "--vector"),
+            (&a.matrix, Kind::Matrix, "--matrix"),
+            (&a.symmetric, Kind::Symmetric, "--symmetric"),
+        ];
+        for (names, kind, flag) in lists {
+            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                check_name(name, flag)?;
+                if let Some(&old) = kinds.get(name)
+                    && old != kind
+                {
+                    return Err(Error::Usage(format!(
+                        "`{name}` is declared both a {} and a {}",
+                        old.word(),
+                        kind.word()
+                    )));
+                }
+                kinds.insert(name.to_string(), kind);
+            }
+        }
+        let mut dims = Vec::new();
+        for d in &a.dim {
+            let (name, size) = d
+                .split_once('=')
+                .ok_or_else(|| Error::Usage(format!("--dim `{d}` should look like x=5 or A=5x3")))?;
+            let sizes: Result<Vec<usize>, _> = size.split(['x', 'X', '×']).map(|s| s.trim().parse::<usize>()).collect();
+            let sizes = sizes
+                .ok()
+                .filter(|s| (1..=2).contains(&s.len()) && s.iter().all(|&n| (1..=100_000).contains(&n)))
+                .ok_or_else(|| Error::Usage(format!("--dim `{d}`: the size should be a whole number from 1 to 100000, or two as 5x3")))?;
+            dims.push((name.trim().to_string(), sizes));
+        }
+        Ok(Config {
+            kinds,
+            dims,
+            format: a.format,
+            seed: a.seed,
+        })
+    }
+}
+
+fn check_name(name: &str, flag: &str) -> Result<(), Error> {
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!("{flag} `{name}` is not a name")))
+    }
+}

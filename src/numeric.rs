@@ -1,0 +1,187 @@
+//! Numeric set-up: sizes for symbolic dimensions and values for symbols, from the
+//! user (`--dim`, `--set`) or drawn at random (seeded).
+
+use crate::error::Error;
+use crate::eval::Env;
+use crate::graph::{Graph, Kind, Symbol};
+use crate::shape::{Dim, DimNames, Shape};
+use nalgebra::DMatrix;
+
+/// Records `dim = n`, or says why it cannot be.
+pub fn assign(g: &Graph, env: &mut Env, dim: Dim, n: usize, what: &str) -> Result<(), Error> {
+    let d = g.dims.find(dim);
+    let known = match d {
+        Dim::One => Some(1),
+        _ => size_of(g, env, d),
+    };
+    match known {
+        Some(k) if k != n => {
+            let mut names = DimNames::default();
+            let name = names.name(&g.dims, d);
+            Err(Error::Usage(format!("{what} gives the size {name} = {n}, but it is already {k}")))
+        }
+        Some(_) => Ok(()),
+        None => {
+            if let Some((a, b)) = g.dims.factors(d)
+                && let (Some(x), None) | (None, Some(x)) = (size_of(g, env, a), size_of(g, env, b))
+                && x > 0
+                && n % x == 0
+            {
+                let other = if size_of(g, env, a).is_some() { b } else { a };
+                env.sizes.insert(g.dims.find(other), n / x);
+            }
+            env.sizes.insert(d, n);
+            Ok(())
+        }
+    }
+}
+
+/// The numeric size of a dimension, if known.
+pub fn size_of(g: &Graph, env: &Env, dim: Dim) -> Option<usize> {
+    let d = g.dims.find(dim);
+    if d == Dim::One {
+        return Some(1);
+    }
+    if let Some(&n) = env.sizes.get(&d) {
+        return Some(n);
+    }
+    let (a, b) = g.dims.factors(d)?;
+    Some(size_of(g, env, a)? * size_of(g, env, b)?)
+}
+
+/// Applies `--dim NAME=SIZE` options.
+pub fn apply_dims(g: &Graph, env: &mut Env, dims: &[(String, Vec<usize>)]) -> Result<(), Error> {
+    for (name, sizes) in dims {
+        let Some(sym) = g.lookup(name) else {
+            return Err(Error::Usage(format!("--dim names `{name}`, which does not appear in the expression")));
+        };
+        let shape = g.symbol(sym).shape;
+        let (r, c) = match (g.symbol(sym).kind, sizes.as_slice()) {
+            (Kind::Scalar, [1] | [1, 1]) => (1, 1),
+            (Kind::Vector, [n]) | (Kind::Vector, [n, 1]) => (*n, 1),
+            (Kind::Symmetric, [n]) => (*n, *n),
+            (Kind::Matrix | Kind::Symmetric, [r, c]) => (*r, *c),
+            (kind, _) => {
+                return Err(Error::Usage(format!(
+                    "--dim {name}={} does not fit a {}",
+                    sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("x"),
+                    kind.word()
+                )));
+            }
+        };
+        let what = format!("--dim {name}");
+        assign(g, env, shape.rows, r, &what)?;
+        assign(g, env, shape.cols, c, &what)?;
+    }
+    Ok(())
+}
+
+/// Gives every dimension still without a size a distinct small size (2, 3, 4, …
+/// shuffled by the seed), so that a transposition mistake cannot hide behind square
+/// shapes.
+pub fn choose_sizes(g: &Graph, env: &mut Env, rng: &mut fastrand::Rng) {
+    let mut free: Vec<Dim> = Vec::new();
+    for (_, info) in g.symbols() {
+        for d in [info.shape.rows, info.shape.cols] {
+            let d = g.dims.find(d);
+            if d != Dim::One && size_of(g, env, d).is_none() && g.dims.factors(d).is_none() && !free.contains(&d) {
+                free.push(d);
+            }
+        }
+    }
+    let used: Vec<usize> = env.sizes.values().copied().collect();
+    let mut pool: Vec<usize> = (2..=9).filter(|n| !used.contains(n)).collect();
+    rng.shuffle(&mut pool);
+    for (i, d) in free.into_iter().enumerate() {
+        let n = pool.get(i).copied().unwrap_or(2 + i % 5);
+        env.sizes.insert(d, n);
+    }
+}
+
+/// How random values are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Draw {
+    /// Entries uniform in (-1, 1).
+    Signed,
+    /// Entries uniform in (0.5, 1.5); square matrices symmetric positive definite.
+    Positive,
+}
+
+/// A random value for a symbol, with the sizes in `env`.
+pub fn random_value(g: &Graph, env: &Env, sym: Symbol, rng: &mut fastrand::Rng, draw: Draw) -> Result<DMatrix<f64>, Error> {
+    let info = g.symbol(sym);
+    let (r, c) = numeric_shape(g, env, info.shape)
+        .ok_or_else(|| Error::Usage(format!("the size of `{}` is not known: give it with --dim", info.name)))?;
+    let mut entry = || match draw {
+        Draw::Signed => rng.f64() * 2.0 - 1.0,
+        Draw::Positive => 0.5 + rng.f64(),
+    };
+    let m = DMatrix::from_fn(r, c, |_, _| entry());
+    Ok(match (info.kind, draw) {
+        (Kind::Symmetric, Draw::Signed) => (&m + m.transpose()) * 0.5,
+        (Kind::Symmetric | Kind::Matrix, Draw::Positive) if r == c => {
+            // Symmetric positive definite: well inside the domain of log, det and inv.
+            let centered = m.map(|v| v - 1.0);
+            &centered * centered.transpose() + DMatrix::identity(r, r) * (r as f64)
+        }
+        _ => m,
+    })
+}
+
+/// Numeric rows and columns of a shape, if known.
+pub fn numeric_shape(g: &Graph, env: &Env, s: Shape) -> Option<(usize, usize)> {
+    Some((size_of(g, env, s.rows)?, size_of(g, env, s.cols)?))
+}
+
+/// Records a user's value for a symbol, fixing the sizes it implies.
+pub fn set_value(g: &Graph, env: &mut Env, name: &str, value: DMatrix<f64>) -> Result<(), Error> {
+    let Some(sym) = g.lookup(name) else {
+        return Err(Error::Usage(format!("--set names `{name}`, which does not appear in the expression")));
+    };
+    let info = g.symbol(sym);
+    let (r, c) = value.shape();
+    let fits = match info.kind {
+        Kind::Scalar => r == 1 && c == 1,
+        Kind::Vector => c == 1,
+        Kind::Matrix => true,
+        Kind::Symmetric => r == c,
+    };
+    if !fits {
+        return Err(Error::Usage(format!(
+            "--set {name}: a {r}×{c} value does not fit `{name}`, a {}",
+            info.kind.word()
+        )));
+    }
+    if info.kind == Kind::Symmetric && (&value - value.transpose()).amax() > 1e-9 * value.amax().max(1.0) {
+        return Err(Error::Usage(format!("--set {name}: the value is not symmetric, but `{name}` is declared --symmetric")));
+    }
+    let what = format!("--set {name}");
+    assign(g, env, info.shape.rows, r, &what)?;
+    assign(g, env, info.shape.cols, c, &what)?;
+    env.values.insert(sym, value);
+    Ok(())
+}
+
+/// Formats a value as jacob reads it with `--set`: `2.5`, `[1, 2]`, `[[1, 2], [3, 4]]`.
+pub fn format_value(m: &DMatrix<f64>) -> String {
+    let num = |v: f64| crate::print::format_num(v);
+    if m.nrows() == 1 && m.ncols() == 1 {
+        return num(m[(0, 0)]);
+    }
+    if m.ncols() == 1 {
+        let items: Vec<String> = m.iter().map(|&v| num(v)).collect();
+        return format!("[{}]", items.join(", "));
+    }
+    let rows: Vec<String> = (0..m.nrows())
+        .map(|i| {
+            let items: Vec<String> = (0..m.ncols()).map(|j| num(m[(i, j)])).collect();
+            format!("[{}]", items.join(", "))
+        })
+        .collect();
+    format!("[{}]", rows.join(", "))
+}
+
+/// A value as a list of rows, for JSON.
+pub fn rows(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
+    (0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m[(i, j)]).collect()).collect()
+}

@@ -1,0 +1,698 @@
+//! Text → graph: runs the pest grammar, infers shapes by unification, and builds nodes.
+//!
+//! No pest `Pair` leaves this module. Each precedence level arrives from pest as a flat
+//! list and is folded here with loops; only parentheses recurse, and their depth is
+//! bounded before pest runs.
+
+use crate::error::{ExprError, Span, snippet};
+use crate::graph::{FUNCTION_NAMES, Func, Graph, Id, Kind, Node};
+use crate::shape::{Dim, DimNames, Shape};
+use pest::Parser;
+use pest::iterators::Pair;
+use std::collections::HashMap;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/jacob.pest"]
+struct Grammar;
+
+/// The deepest nesting of parentheses jacob reads.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Names whose default kind is scalar.
+pub const GREEK: [&str; 16] = [
+    "alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "kappa", "lambda", "mu", "nu",
+    "rho", "sigma", "tau", "phi", "omega",
+];
+
+/// Words that cannot name a symbol.
+const RESERVED: [&str; 7] = ["I", "eye", "ones", "where", "vector", "matrix", "kron"];
+
+/// A parsed expression.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The expression's node.
+    pub root: Id,
+    /// The names bound with `where`, with their places.
+    pub bindings: Vec<(String, Span)>,
+}
+
+/// Parses `src` into `graph`, declaring symbols as it meets them (kinds from `decls`,
+/// else from the name), and unifying shapes.
+pub fn parse(src: &str, graph: &mut Graph, decls: &HashMap<String, Kind>) -> Result<Parsed, ExprError> {
+    pre_scan(src)?;
+    let mut pairs = Grammar::parse(Rule::input, src).map_err(|e| syntax_error(src, e))?;
+    let input = pairs.next().ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
+    let expr = input
+        .into_inner()
+        .next()
+        .ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
+    let mut builder = Builder {
+        src,
+        graph,
+        decls,
+        scope: Vec::new(),
+        pending: Vec::new(),
+        bindings: Vec::new(),
+    };
+    let root = builder.expr(expr)?;
+    let bindings = builder.bindings;
+    graph.dims.settle();
+    Ok(Parsed { root, bindings })
+}
+
+/// An operand on its way up: its node, and its place in the text for messages.
+#[derive(Clone, Copy)]
+struct Operand {
+    id: Id,
+    span: Span,
+}
+
+struct Builder<'a> {
+    src: &'a str,
+    graph: &'a mut Graph,
+    decls: &'a HashMap<String, Kind>,
+    /// Names bound by `where`, innermost last.
+    scope: Vec<(String, Id)>,
+    /// Names of the current `where` clause not bound yet (a use is circular).
+    pending: Vec<String>,
+    bindings: Vec<(String, Span)>,
+}
+
+fn span_of(pair: &Pair<Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+/// How a run of multiplicative operators combines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    Matrix,
+    Elementwise,
+}
+
+impl<'a> Builder<'a> {
+    fn text(&self, span: Span) -> String {
+        snippet(&self.src[span.start..span.end])
+    }
+
+    fn shape(&self, id: Id) -> Shape {
+        self.graph.shape(id)
+    }
+
+    fn describe(&self, names: &mut DimNames, op: Operand) -> String {
+        let shape = names.shape(&self.graph.dims, self.shape(op.id));
+        format!("{} ({shape})", self.text(op.span))
+    }
+
+    fn expr(&mut self, pair: Pair<Rule>) -> Result<Id, ExprError> {
+        let mut inner = pair.into_inner();
+        let Some(body) = inner.next() else {
+            return Err(ExprError::new("expected an expression", Span::default()));
+        };
+        let binding_pairs: Vec<Pair<Rule>> = inner.filter(|p| p.as_rule() == Rule::binding).collect();
+        let names: Vec<(String, Span)> = binding_pairs
+            .iter()
+            .filter_map(|b| b.clone().into_inner().next().map(|n| (n.as_str().to_string(), span_of(&n))))
+            .collect();
+        let scope_len = self.scope.len();
+        let pending_len = self.pending.len();
+        for (name, span) in &names {
+            self.check_bindable(name, *span)?;
+        }
+        self.pending.extend(names.iter().rev().map(|(n, _)| n.clone()));
+        for binding in binding_pairs {
+            let mut parts = binding.into_inner();
+            let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let value = self.sum(value)?.id;
+            self.pending.pop();
+            self.scope.push((name.as_str().to_string(), value));
+            self.bindings.push((name.as_str().to_string(), span_of(&name)));
+        }
+        let root = self.sum(body)?.id;
+        self.scope.truncate(scope_len);
+        self.pending.truncate(pending_len);
+        Ok(root)
+    }
+
+    fn check_bindable(&self, name: &str, span: Span) -> Result<(), ExprError> {
+        if RESERVED.contains(&name) || FUNCTION_NAMES.iter().any(|(n, _)| *n == name) {
+            return Err(ExprError::new(format!("`{name}` is a reserved name and cannot be bound with where"), span));
+        }
+        Ok(())
+    }
+
+    fn sum(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
+        let span = span_of(&pair);
+        let mut inner = pair.into_inner();
+        let Some(first) = inner.next() else {
+            return Err(ExprError::new("expected an expression", span));
+        };
+        let first = self.term(first)?;
+        let mut terms = vec![first.id];
+        let mut acc = first;
+        let mut result_shape: Option<Operand> = (!self.graph.is_scalar(first.id)).then_some(first);
+        while let (Some(op), Some(term)) = (inner.next(), inner.next()) {
+            let rhs = self.term(term)?;
+            let op_span = span_of(&op);
+            if !self.graph.is_scalar(rhs.id) {
+                match result_shape {
+                    None => result_shape = Some(rhs),
+                    Some(lhs) => {
+                        let (a, b) = (self.shape(lhs.id), self.shape(rhs.id));
+                        let ok = self.graph.dims.unify(a.rows, b.rows) && self.graph.dims.unify(a.cols, b.cols);
+                        if !ok {
+                            let verb = if op.as_str() == "+" { "add" } else { "subtract" };
+                            let mut names = DimNames::default();
+                            let (l, r) = (self.describe(&mut names, acc), self.describe(&mut names, rhs));
+                            let (l, r) = if verb == "add" { (l, r) } else { (r, l) };
+                            let prep = if verb == "add" { "and" } else { "from" };
+                            return Err(ExprError::new(format!("cannot {verb} {l} {prep} {r}: the shapes differ"), op_span));
+                        }
+                    }
+                }
+            }
+            let id = if op.as_str() == "-" { self.negate(rhs.id) } else { rhs.id };
+            terms.push(id);
+            acc = Operand { id: rhs.id, span: Span::new(acc.span.start, rhs.span.end) };
+        }
+        if terms.len() == 1 {
+            return Ok(Operand { id: terms[0], span });
+        }
+        let shape = result_shape.map_or(Shape::SCALAR, |o| self.shape(o.id));
+        let id = self.graph.intern(Node::Add(terms.into()), shape);
+        Ok(Operand { id, span })
+    }
+
+    fn negate(&mut self, id: Id) -> Id {
+        let minus = self.graph.num(-1.0);
+        let shape = self.shape(id);
+        self.graph.intern(Node::Mul(vec![minus, id].into()), shape)
+    }
+
+    fn term(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
+        let span = span_of(&pair);
+        let mut inner = pair.into_inner();
+        let Some(first) = inner.next() else {
+            return Err(ExprError::new("expected an expression", span));
+        };
+        let mut acc = self.factor(first)?;
+        let mut run: Vec<Id> = vec![acc.id];
+        let mut run_kind = RunKind::Matrix;
+        let mut run_shape = self.shape(acc.id);
+        while let (Some(op), Some(factor)) = (inner.next(), inner.next()) {
+            let rhs = self.factor(factor)?;
+            let op_span = span_of(&op);
+            let kind = if op.as_str().starts_with('.') { RunKind::Elementwise } else { RunKind::Matrix };
+            if kind != run_kind && run.len() > 1 {
+                let id = self.flush(run_kind, &run, run_shape);
+                run = vec![id];
+            }
+            run_kind = kind;
+            let acc_op = Operand { id: self.peek_run(run_kind, &run, run_shape), span: acc.span };
+            let (factor_id, shape) = match op.as_str() {
+                "*" => (rhs.id, self.check_mul(acc_op, rhs, op_span)?),
+                "/" => {
+                    self.check_divisor(rhs, op_span, "/")?;
+                    let minus_one = self.graph.num(-1.0);
+                    (self.graph.intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR), run_shape)
+                }
+                ".*" => (rhs.id, self.check_elementwise(acc_op, rhs, op_span, ".*")?),
+                _ => {
+                    let shape = self.check_elementwise(acc_op, rhs, op_span, "./")?;
+                    let minus_one = self.graph.num(-1.0);
+                    let rshape = self.shape(rhs.id);
+                    (self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape), shape)
+                }
+            };
+            run.push(factor_id);
+            run_shape = shape;
+            acc = Operand { id: rhs.id, span: Span::new(acc.span.start, rhs.span.end) };
+        }
+        let id = if run.len() == 1 { run[0] } else { self.flush(run_kind, &run, run_shape) };
+        Ok(Operand { id, span })
+    }
+
+    /// The node a run stands for so far (interned only to measure its shape in messages).
+    fn peek_run(&mut self, kind: RunKind, run: &[Id], shape: Shape) -> Id {
+        if run.len() == 1 { run[0] } else { self.flush(kind, run, shape) }
+    }
+
+    fn flush(&mut self, kind: RunKind, run: &[Id], shape: Shape) -> Id {
+        let node = match kind {
+            RunKind::Matrix => Node::Mul(run.into()),
+            RunKind::Elementwise => Node::Had(run.into()),
+        };
+        self.graph.intern(node, shape)
+    }
+
+    /// The shape of `a*b`: a scalar multiple when either side is 1×1, else a matrix product.
+    fn check_mul(&mut self, a: Operand, b: Operand, op_span: Span) -> Result<Shape, ExprError> {
+        let (sa, sb) = (self.shape(a.id), self.shape(b.id));
+        let dims = &mut self.graph.dims;
+        if dims.is_scalar(sa) {
+            return Ok(sb);
+        }
+        if dims.is_scalar(sb) {
+            return Ok(sa);
+        }
+        if dims.unify(sa.cols, sb.rows) {
+            return Ok(Shape::new(sa.rows, sb.cols));
+        }
+        for (s, other) in [(sa, sb), (sb, sa)] {
+            if dims.could_be_scalar(s) {
+                dims.unify(s.rows, Dim::One);
+                dims.unify(s.cols, Dim::One);
+                return Ok(other);
+            }
+        }
+        let mut names = DimNames::default();
+        let (l, r) = (self.describe(&mut names, a), self.describe(&mut names, b));
+        let (c, rr) = (names.name(&self.graph.dims, sa.cols), names.name(&self.graph.dims, sb.rows));
+        Err(ExprError::new(format!("cannot multiply {l} by {r}: {c} ≠ {rr}"), op_span))
+    }
+
+    fn check_divisor(&mut self, b: Operand, op_span: Span, op: &str) -> Result<(), ExprError> {
+        let s = self.shape(b.id);
+        if self.graph.dims.unify(s.rows, Dim::One) && self.graph.dims.unify(s.cols, Dim::One) {
+            return Ok(());
+        }
+        let mut names = DimNames::default();
+        let r = self.describe(&mut names, b);
+        Err(ExprError::new(
+            format!("cannot divide by {r} with `{op}`: the divisor must be a scalar (use ./ for elementwise division)"),
+            op_span,
+        ))
+    }
+
+    fn check_elementwise(&mut self, a: Operand, b: Operand, op_span: Span, op: &str) -> Result<Shape, ExprError> {
+        let (sa, sb) = (self.shape(a.id), self.shape(b.id));
+        let dims = &mut self.graph.dims;
+        if dims.is_scalar(sa) {
+            return Ok(sb);
+        }
+        if dims.is_scalar(sb) {
+            return Ok(sa);
+        }
+        if dims.unify(sa.rows, sb.rows) && dims.unify(sa.cols, sb.cols) {
+            return Ok(sa);
+        }
+        let mut names = DimNames::default();
+        let (l, r) = (self.describe(&mut names, a), self.describe(&mut names, b));
+        let verb = if op == ".*" { "multiply" } else { "divide" };
+        Err(ExprError::new(format!("cannot {verb} {l} and {r} elementwise with `{op}`: the shapes differ"), op_span))
+    }
+
+    fn factor(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
+        let span = span_of(&pair);
+        let mut negs = 0usize;
+        let mut power = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::neg => negs += 1,
+                _ => power = Some(p),
+            }
+        }
+        let Some(power) = power else {
+            return Err(ExprError::new("expected an operand after `-`", Span::new(span.end, span.end + 1)));
+        };
+        let mut op = self.power(power)?;
+        if negs % 2 == 1 {
+            op.id = self.negate(op.id);
+        }
+        Ok(Operand { id: op.id, span })
+    }
+
+    fn power(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
+        let span = span_of(&pair);
+        // Collect base, then (operator, minus count, operand) triples; fold from the right.
+        let mut bases: Vec<Operand> = Vec::new();
+        let mut ops: Vec<(String, Span, usize)> = Vec::new();
+        let mut negs = 0usize;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::pow_op => ops.push((p.as_str().to_string(), span_of(&p), 0)),
+                Rule::neg => negs += 1,
+                _ => {
+                    if let Some(last) = ops.last_mut() {
+                        last.2 = negs;
+                    }
+                    negs = 0;
+                    bases.push(self.postfixed(p)?);
+                }
+            }
+        }
+        let Some(mut acc) = bases.pop() else {
+            return Err(ExprError::new("expected an operand", span));
+        };
+        while let (Some(base), Some((op, op_span, negs))) = (bases.pop(), ops.pop()) {
+            if negs % 2 == 1 {
+                acc.id = self.negate(acc.id);
+            }
+            let (sb, se) = (self.shape(base.id), self.shape(acc.id));
+            let dims = &mut self.graph.dims;
+            let exp_scalar = dims.unify(se.rows, Dim::One) && dims.unify(se.cols, Dim::One);
+            let mut names = DimNames::default();
+            if !exp_scalar {
+                let e = self.describe(&mut names, acc);
+                return Err(ExprError::new(
+                    format!("the exponent {e} of `{op}` must be a scalar"),
+                    op_span,
+                ));
+            }
+            let id = if op == "^" {
+                let dims = &mut self.graph.dims;
+                if !(dims.unify(sb.rows, Dim::One) && dims.unify(sb.cols, Dim::One)) {
+                    let b = self.describe(&mut names, base);
+                    return Err(ExprError::new(
+                        format!("cannot raise {b} to a power with `^`: use `.^` for elementwise powers"),
+                        op_span,
+                    ));
+                }
+                self.graph.intern(Node::Pow([base.id, acc.id]), Shape::SCALAR)
+            } else {
+                self.graph.intern(Node::EPow([base.id, acc.id]), sb)
+            };
+            acc = Operand { id, span: Span::new(base.span.start, acc.span.end) };
+        }
+        Ok(Operand { id: acc.id, span })
+    }
+
+    fn postfixed(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
+        let span = span_of(&pair);
+        let mut inner = pair.into_inner();
+        let Some(primary) = inner.next() else {
+            return Err(ExprError::new("expected an operand", span));
+        };
+        let mut id = self.primary(primary)?;
+        for _tick in inner {
+            let shape = self.shape(id).t();
+            id = self.graph.intern(Node::Transpose(id), shape);
+        }
+        Ok(Operand { id, span })
+    }
+
+    fn primary(&mut self, pair: Pair<Rule>) -> Result<Id, ExprError> {
+        let span = span_of(&pair);
+        match pair.as_rule() {
+            Rule::number => {
+                let v: f64 = pair
+                    .as_str()
+                    .parse()
+                    .map_err(|_| ExprError::new("this is not a number", span))?;
+                if !v.is_finite() {
+                    return Err(ExprError::new("the number is too large: it overflows to infinity", span));
+                }
+                Ok(self.graph.num(v))
+            }
+            Rule::ident => self.name(pair.as_str(), span),
+            Rule::paren => {
+                let inner = pair.into_inner().next().ok_or_else(|| ExprError::new("empty parentheses", span))?;
+                self.expr(inner)
+            }
+            Rule::call => self.call(pair),
+            _ => Err(ExprError::new("expected an operand", span)),
+        }
+    }
+
+    fn name(&mut self, name: &str, span: Span) -> Result<Id, ExprError> {
+        if let Some((_, id)) = self.scope.iter().rev().find(|(n, _)| n == name) {
+            return Ok(*id);
+        }
+        if self.pending.iter().any(|n| n == name) {
+            return Err(ExprError::new(
+                format!("`{name}` is used in its own where binding or before it is bound: the bindings are circular"),
+                span,
+            ));
+        }
+        match name {
+            "I" | "eye" => {
+                let n = self.graph.dims.fresh();
+                Ok(self.graph.intern(Node::Identity(n), Shape::new(n, n)))
+            }
+            "ones" => {
+                let (r, c) = (self.graph.dims.fresh(), self.graph.dims.fresh_flex());
+                Ok(self.graph.intern(Node::Ones(r, c), Shape::new(r, c)))
+            }
+            "vector" | "matrix" | "kron" => {
+                Err(ExprError::new(format!("`{name}` is a function: call it as {name}(…)"), span))
+            }
+            _ if FUNCTION_NAMES.iter().any(|(n, _)| *n == name) => {
+                Err(ExprError::new(format!("`{name}` is a function: call it as {name}(…)"), span))
+            }
+            _ => {
+                let kind = self.decls.get(name).copied().unwrap_or_else(|| default_kind(name));
+                let sym = self.graph.declare(name, kind);
+                Ok(self.graph.sym(sym))
+            }
+        }
+    }
+
+    fn call(&mut self, pair: Pair<Rule>) -> Result<Id, ExprError> {
+        let span = span_of(&pair);
+        let mut inner = pair.into_inner();
+        let Some(name_pair) = inner.next() else {
+            return Err(ExprError::new("expected a function name", span));
+        };
+        let name = name_pair.as_str();
+        let name_span = span_of(&name_pair);
+        let arg_pairs: Vec<Pair<Rule>> = inner.collect();
+        let want = match name {
+            "kron" => 2,
+            _ => 1,
+        };
+        let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || matches!(name, "kron" | "vector" | "matrix");
+        if !known {
+            return Err(unknown_function(name, name_span, self.graph.lookup(name).is_some() || self.decls.contains_key(name)));
+        }
+        if arg_pairs.len() != want {
+            let plural = if want == 1 { "argument" } else { "arguments" };
+            return Err(ExprError::new(
+                format!("{name} takes {want} {plural}, but {} were given", arg_pairs.len()),
+                span,
+            ));
+        }
+        let mut args = Vec::new();
+        for a in arg_pairs {
+            let s = span_of(&a);
+            let id = self.expr(a)?;
+            args.push(Operand { id, span: s });
+        }
+        let arg = args[0];
+        let shape = self.shape(arg.id);
+        let dims = &mut self.graph.dims;
+        let mut names = DimNames::default();
+        match name {
+            "kron" => {
+                let (sa, sb) = (shape, self.shape(args[1].id));
+                let dims = &mut self.graph.dims;
+                let rows = dims.product(sa.rows, sb.rows);
+                let cols = dims.product(sa.cols, sb.cols);
+                return Ok(self.graph.intern(Node::Kron([arg.id, args[1].id]), Shape::new(rows, cols)));
+            }
+            "vector" | "matrix" => {
+                if !(dims.unify(shape.rows, Dim::One) && dims.unify(shape.cols, Dim::One)) {
+                    let a = self.describe(&mut names, arg);
+                    return Err(ExprError::new(format!("{name}(c) needs a scalar c, got {a}"), span));
+                }
+                let r = dims.fresh();
+                let c = if name == "vector" { Dim::One } else { dims.fresh() };
+                let ones = self.graph.intern(Node::Ones(r, c), Shape::new(r, c));
+                return Ok(self.graph.intern(Node::Mul(vec![arg.id, ones].into()), Shape::new(r, c)));
+            }
+            _ => {}
+        }
+        let Some(&(_, mut func)) = FUNCTION_NAMES.iter().find(|(n, _)| *n == name) else {
+            return Err(unknown_function(name, name_span, false));
+        };
+        let out = if func.is_elementwise() {
+            shape
+        } else {
+            match func {
+                Func::Sum | Func::Norm2 | Func::Norm1 | Func::Logsumexp => Shape::SCALAR,
+                Func::Softmax => {
+                    if !dims.unify(shape.cols, Dim::One) {
+                        let a = self.describe(&mut names, arg);
+                        return Err(ExprError::new(format!("softmax needs a vector, got {a}"), span));
+                    }
+                    shape
+                }
+                Func::Tr | Func::Det | Func::Logdet | Func::Inv => {
+                    if !dims.unify(shape.rows, shape.cols) {
+                        let a = self.describe(&mut names, arg);
+                        return Err(ExprError::new(format!("{name} needs a square matrix, got {a}"), span));
+                    }
+                    if func == Func::Inv { shape } else { Shape::SCALAR }
+                }
+                Func::DiagMat | Func::DiagVec => {
+                    if dims.find(shape.cols) == Dim::One {
+                        func = Func::DiagMat;
+                        Shape::new(shape.rows, shape.rows)
+                    } else if dims.unify(shape.rows, shape.cols) {
+                        func = Func::DiagVec;
+                        Shape::new(shape.rows, Dim::One)
+                    } else {
+                        let a = self.describe(&mut names, arg);
+                        return Err(ExprError::new(format!("diag needs a vector or a square matrix, got {a}"), span));
+                    }
+                }
+                Func::Vec => {
+                    let rows = dims.product(shape.rows, shape.cols);
+                    Shape::new(rows, Dim::One)
+                }
+                _ => shape,
+            }
+        };
+        Ok(self.graph.intern(Node::Call(func, arg.id), out))
+    }
+}
+
+/// The kind a name has unless declared: Greek names are scalars, lowercase vectors,
+/// uppercase matrices.
+pub fn default_kind(name: &str) -> Kind {
+    if GREEK.contains(&name) {
+        Kind::Scalar
+    } else if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+        Kind::Matrix
+    } else {
+        Kind::Vector
+    }
+}
+
+fn unknown_function(name: &str, span: Span, is_symbol: bool) -> ExprError {
+    let candidates = FUNCTION_NAMES
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(["kron", "vector", "matrix"]);
+    let best = candidates
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .min()
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3));
+    let mut message = if is_symbol || name.starts_with(|c: char| c.is_ascii_uppercase()) {
+        format!("`{name}` is not a function; to multiply, write `{name}*(…)`")
+    } else {
+        format!("unknown function `{name}`")
+    };
+    if let Some((_, suggestion)) = best {
+        message.push_str(&format!("; did you mean `{suggestion}`?"));
+    }
+    ExprError::new(message, span)
+}
+
+/// Checks what pest cannot say well: empty input, characters outside the language,
+/// and nesting deeper than [`MAX_DEPTH`].
+fn pre_scan(src: &str) -> Result<(), ExprError> {
+    if src.trim().is_empty() {
+        return Err(ExprError::new("the expression is empty", Span::new(0, 0)));
+    }
+    let mut depth = 0usize;
+    let mut opens: Vec<usize> = Vec::new();
+    for (i, c) in src.char_indices() {
+        let span = Span::new(i, i + c.len_utf8());
+        if !c.is_ascii() {
+            let hint = match c {
+                '′' | '’' | '‘' | 'ᵀ' | '⊤' => " (did you mean the transpose `'`?)".to_string(),
+                '−' | '–' | '—' => " (did you mean `-`?)".to_string(),
+                '×' | '·' | '∗' | '⋅' => " (did you mean `*`?)".to_string(),
+                '⊙' | '∘' => " (did you mean `.*`?)".to_string(),
+                '²' => " (did you mean `^2`?)".to_string(),
+                _ => match greek_name(c) {
+                    Some(n) => format!(" (write Greek letters by name: `{n}`)"),
+                    None => String::new(),
+                },
+            };
+            return Err(ExprError::new(
+                format!("the character `{c}` (U+{:04X}) is not part of jacob's language{hint}", c as u32),
+                span,
+            ));
+        }
+        if c.is_ascii_control() && !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            return Err(ExprError::new(
+                format!("the control character U+{:04X} is not allowed in an expression", c as u32),
+                span,
+            ));
+        }
+        match c {
+            '(' => {
+                depth += 1;
+                opens.push(i);
+                if depth > MAX_DEPTH {
+                    return Err(ExprError::new(
+                        format!("the expression nests deeper than {MAX_DEPTH} levels of parentheses"),
+                        span,
+                    ));
+                }
+            }
+            ')' => {
+                if opens.pop().is_none() {
+                    return Err(ExprError::new("this `)` has no matching `(`", span));
+                }
+                depth -= 1;
+            }
+            _ => {}
+        }
+    }
+    if let Some(&open) = opens.last() {
+        return Err(ExprError::new("this `(` is never closed: a `)` is missing", Span::new(open, open + 1)));
+    }
+    Ok(())
+}
+
+fn greek_name(c: char) -> Option<&'static str> {
+    const LETTERS: [(char, &str); 16] = [
+        ('α', "alpha"),
+        ('β', "beta"),
+        ('γ', "gamma"),
+        ('δ', "delta"),
+        ('ε', "epsilon"),
+        ('η', "eta"),
+        ('θ', "theta"),
+        ('κ', "kappa"),
+        ('λ', "lambda"),
+        ('μ', "mu"),
+        ('ν', "nu"),
+        ('ρ', "rho"),
+        ('σ', "sigma"),
+        ('τ', "tau"),
+        ('φ', "phi"),
+        ('ω', "omega"),
+    ];
+    LETTERS.iter().find(|(l, _)| *l == c).map(|(_, n)| *n)
+}
+
+/// Turns pest's error into one sentence at the offending place.
+fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> ExprError {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((p, _)) => p,
+    };
+    let rest = &src[pos.min(src.len())..];
+    let found = rest.chars().next();
+    let before = src[..pos.min(src.len())].trim_end();
+    let prev = before.chars().last();
+    let span = Span::new(pos, pos + found.map_or(1, |c| c.len_utf8()));
+    let operand_end = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ')' || c == '\'' || c == '.';
+    let operand_start = |c: char| c.is_ascii_alphanumeric() || c == '(' || c == '.';
+    match (prev, found) {
+        (_, None) => ExprError::new("the expression ends too early: an operand is missing", span),
+        (Some(p), Some(f)) if operand_end(p) && operand_start(f) && !rest.starts_with(".*") && !rest.starts_with("./") && !rest.starts_with(".^") => {
+            let left: String = before.chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.').collect::<Vec<_>>().into_iter().rev().collect();
+            let right: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let left = if left.is_empty() { p.to_string() } else { left };
+            let right = if right.is_empty() { f.to_string() } else { right };
+            ExprError::new(
+                format!("implicit multiplication is not supported: write `{left}*{right}` (or `{left}.*{right}`)"),
+                span,
+            )
+        }
+        (_, Some(',')) => ExprError::new("unexpected `,`: only kron takes two arguments, and where bindings are separated by commas", span),
+        (_, Some(f)) if "+*/^".contains(f) || rest.starts_with(".*") || rest.starts_with("./") || rest.starts_with(".^") => {
+            let op: String = if f == '.' { rest.chars().take(2).collect() } else { f.to_string() };
+            ExprError::new(format!("`{op}` needs an operand on its left"), span)
+        }
+        (_, Some(')')) => ExprError::new("expected an operand before `)`", span),
+        (_, Some('=')) => ExprError::new("unexpected `=`: local names are bound with `e where h = …`", span),
+        (_, Some(f)) => ExprError::new(format!("unexpected `{f}`: expected an operator or the end of the expression"), span),
+    }
+}

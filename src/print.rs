@@ -1,0 +1,293 @@
+//! The text printer: jacob's own syntax with minimal parentheses, which jacob reads
+//! back to the same expression. A pure function of the graph.
+
+use crate::graph::{Graph, Id, Node};
+
+/// Binding strength of a printed form, loosest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Prec {
+    /// `a + b`
+    Add,
+    /// `a*b`, `a/b`, `a.*b`
+    Mul,
+    /// `-a`
+    Neg,
+    /// `a^b`
+    Pow,
+    /// `a'`
+    Postfix,
+    /// names, numbers, calls, parentheses
+    Atom,
+}
+
+/// Formats a number so that it reads back exactly: `2`, `0.5`, `1e-7`.
+pub fn format_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// Prints an expression in jacob's syntax.
+pub fn text(g: &Graph, id: Id) -> String {
+    let mut out = String::new();
+    Printer { g }.expr(id, &mut out);
+    out
+}
+
+struct Printer<'a> {
+    g: &'a Graph,
+}
+
+/// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
+struct Fraction {
+    negative: bool,
+    coef: f64,
+    num: Vec<Id>,
+    den: Vec<(Id, f64)>,
+}
+
+impl Printer<'_> {
+    fn expr(&self, id: Id, out: &mut String) {
+        self.at(id, Prec::Add, out);
+    }
+
+    /// Prints `id` where a form at least as tight as `min` is needed.
+    fn at(&self, id: Id, min: Prec, out: &mut String) {
+        if self.prec(id) < min {
+            out.push('(');
+            self.form(id, out);
+            out.push(')');
+        } else {
+            self.form(id, out);
+        }
+    }
+
+    fn fraction(&self, id: Id) -> Fraction {
+        let g = self.g;
+        let mut f = Fraction { negative: false, coef: 1.0, num: Vec::new(), den: Vec::new() };
+        let factors: Vec<Id> = match g.node(id) {
+            Node::Mul(fs) => fs.to_vec(),
+            _ => vec![id],
+        };
+        for x in factors {
+            if let Some(v) = g.as_num(x) {
+                f.coef *= v;
+                continue;
+            }
+            if let Node::Pow([b, p]) = g.node(x)
+                && let Some(e) = g.as_num(*p)
+                && e < 0.0
+            {
+                f.den.push((*b, -e));
+                continue;
+            }
+            f.num.push(x);
+        }
+        if f.coef < 0.0 {
+            f.negative = true;
+            f.coef = -f.coef;
+        }
+        f
+    }
+
+    fn prec(&self, id: Id) -> Prec {
+        let g = self.g;
+        match g.node(id) {
+            Node::Num(n) if n.get() < 0.0 => Prec::Neg,
+            Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) | Node::Call(..) | Node::Kron(_) => Prec::Atom,
+            Node::Add(_) => Prec::Add,
+            Node::Mul(_) => {
+                let f = self.fraction(id);
+                let plain = f.coef == 1.0 && f.den.is_empty() && f.num.len() == 1;
+                match (f.negative, plain) {
+                    (true, true) => Prec::Neg,
+                    _ => Prec::Mul,
+                }
+            }
+            Node::Had(_) => Prec::Mul,
+            Node::Pow([_, p]) if g.as_num(*p).is_some_and(|e| e < 0.0) => Prec::Mul,
+            Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0) => Prec::Mul,
+            Node::Pow(_) | Node::EPow(_) => Prec::Pow,
+            Node::Transpose(_) => Prec::Postfix,
+        }
+    }
+
+    fn form(&self, id: Id, out: &mut String) {
+        let g = self.g;
+        match g.node(id) {
+            Node::Num(n) => out.push_str(&format_num(n.get())),
+            Node::Sym(s) => out.push_str(&g.symbol(*s).name),
+            Node::Identity(_) => out.push('I'),
+            Node::Ones(..) => out.push_str("ones"),
+            Node::Zero(..) => out.push('0'),
+            Node::Add(ts) => self.sum(ts, out),
+            Node::Mul(_) => self.product(id, out),
+            Node::Had(fs) => self.hadamard(fs, out),
+            Node::Pow([b, p]) => match g.as_num(*p) {
+                Some(e) if e < 0.0 => {
+                    out.push_str("1/");
+                    self.power(*b, -e, "^", out);
+                }
+                _ => {
+                    self.at(*b, Prec::Postfix, out);
+                    out.push('^');
+                    self.exponent(*p, out);
+                }
+            },
+            Node::EPow([u, p]) => {
+                if g.as_num(*p) == Some(-1.0) {
+                    out.push_str("1./");
+                    self.at(*u, Prec::Pow, out);
+                } else {
+                    self.at(*u, Prec::Postfix, out);
+                    out.push_str(".^");
+                    self.exponent(*p, out);
+                }
+            }
+            Node::Transpose(a) => {
+                self.at(*a, Prec::Postfix, out);
+                out.push('\'');
+            }
+            Node::Call(f, u) => {
+                out.push_str(f.name());
+                out.push('(');
+                self.expr(*u, out);
+                out.push(')');
+            }
+            Node::Kron([a, b]) => {
+                out.push_str("kron(");
+                self.expr(*a, out);
+                out.push_str(", ");
+                self.expr(*b, out);
+                out.push(')');
+            }
+        }
+    }
+
+    fn exponent(&self, p: Id, out: &mut String) {
+        match self.g.as_num(p) {
+            Some(e) => out.push_str(&format_num(e)),
+            None => self.at(p, Prec::Pow, out),
+        }
+    }
+
+    /// `b^e`, or `b` when e is 1.
+    fn power(&self, b: Id, e: f64, op: &str, out: &mut String) {
+        if e == 1.0 {
+            self.at(b, Prec::Pow, out);
+        } else {
+            self.at(b, Prec::Postfix, out);
+            out.push_str(op);
+            out.push_str(&format_num(e));
+        }
+    }
+
+    fn sum(&self, terms: &[Id], out: &mut String) {
+        // Positive terms first, so that `-y + A*x` reads `A*x - y`.
+        let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
+        for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
+            let negative = self.is_negative(t);
+            match (i, negative) {
+                (0, false) => {}
+                (0, true) => out.push('-'),
+                (_, false) => out.push_str(" + "),
+                (_, true) => out.push_str(" - "),
+            }
+            if negative {
+                self.magnitude(t, out);
+            } else {
+                self.at(t, Prec::Mul, out);
+            }
+        }
+    }
+
+    fn is_negative(&self, t: Id) -> bool {
+        match self.g.node(t) {
+            Node::Num(n) => n.get() < 0.0,
+            Node::Mul(_) => self.fraction(t).negative,
+            _ => false,
+        }
+    }
+
+    /// A negative term printed without its sign.
+    fn magnitude(&self, t: Id, out: &mut String) {
+        match self.g.node(t) {
+            Node::Num(n) => out.push_str(&format_num(-n.get())),
+            _ => {
+                let f = self.fraction(t);
+                self.fraction_body(&f, out);
+            }
+        }
+    }
+
+    fn product(&self, id: Id, out: &mut String) {
+        let f = self.fraction(id);
+        if f.negative {
+            out.push('-');
+        }
+        self.fraction_body(&f, out);
+    }
+
+    /// Coefficient, factors and divisors: `2*A*x`, `x/norm2(x)`, `(G + G')/2`.
+    fn fraction_body(&self, f: &Fraction, out: &mut String) {
+        // A coefficient 1/k with k whole reads better as a division: `(G + G')/2`.
+        let divisor = if f.coef != 1.0 && (1.0 / f.coef).fract() == 0.0 && !f.num.is_empty() && 1.0 / f.coef < 1e6 {
+            Some(1.0 / f.coef)
+        } else {
+            None
+        };
+        let mut first = true;
+        if f.coef != 1.0 && divisor.is_none() || f.num.is_empty() {
+            out.push_str(&format_num(if divisor.is_some() { 1.0 } else { f.coef }));
+            first = false;
+        }
+        for &x in &f.num {
+            if !first {
+                out.push('*');
+            }
+            let min = if first && f.num.len() == 1 && f.den.is_empty() && divisor.is_none() { Prec::Neg } else { Prec::Pow };
+            // Keep products of products readable: `(u.*v)*x'`.
+            let sole = f.num.len() == 1 && f.den.is_empty() && divisor.is_none() && f.coef == 1.0;
+            let min = match self.g.node(x) {
+                // `-u.*v` reads back as -(u.*v); `2*(u.*v)` keeps its parentheses.
+                Node::Had(_) if sole => Prec::Mul,
+                Node::Had(_) => Prec::Pow,
+                _ => min,
+            };
+            self.at(x, min, out);
+            first = false;
+        }
+        for &(b, e) in &f.den {
+            out.push('/');
+            self.power(b, e, "^", out);
+        }
+        if let Some(k) = divisor {
+            out.push('/');
+            out.push_str(&format_num(k));
+        }
+    }
+
+    fn hadamard(&self, factors: &[Id], out: &mut String) {
+        let g = self.g;
+        let (den, num): (Vec<Id>, Vec<Id>) = factors
+            .iter()
+            .partition(|&&x| matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));
+        if num.is_empty() {
+            out.push('1');
+        }
+        for (i, &x) in num.iter().enumerate() {
+            if i > 0 {
+                out.push_str(".*");
+            }
+            self.at(x, Prec::Pow, out);
+        }
+        for &x in &den {
+            if let Node::EPow([u, _]) = g.node(x) {
+                out.push_str("./");
+                self.at(*u, Prec::Pow, out);
+            }
+        }
+    }
+}

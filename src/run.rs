@@ -1,0 +1,281 @@
+//! Runs a command: reads the expression(s), calls the stages, writes the answer.
+//! The only module that touches standard input, output and error.
+
+use crate::cli::{Cli, Command, CommonArgs, Config, DiffArgs, EvalArgs, Format};
+use crate::diff::{self, Layout};
+use crate::error::{Error, ExprError};
+use crate::eval::{self, Env};
+use crate::graph::{FUNCTION_NAMES, Graph, Id, Symbol};
+use crate::numeric;
+use crate::parse::{self, Parsed};
+use crate::print;
+use crate::shape::{DimNames, Shape};
+use clap::Parser;
+use serde_json::json;
+use std::io::{BufRead, Write};
+
+/// What one expression produced: the lines for standard output and error, and
+/// whether a check disagreed.
+#[derive(Default, Debug)]
+pub struct Answer {
+    /// Standard output.
+    pub out: String,
+    /// Notes and warnings.
+    pub notes: Vec<String>,
+    /// `check` found a disagreement (exit 1).
+    pub disagrees: bool,
+}
+
+/// Runs jacob with command-line `args` (the first is the program name); returns the
+/// exit code (SPEC §4).
+pub fn run<I, T>(args: I, stdin: &mut dyn BufRead, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let text = e.render().to_string();
+            let _ = if code == 0 { write!(stdout, "{text}") } else { write!(stderr, "{text}") };
+            return code;
+        }
+    };
+    let common = match &cli.command {
+        Command::Diff(a) | Command::Hess(a) => &a.common,
+        Command::Simplify(a) | Command::Shape(a) => a,
+        Command::Eval(a) => &a.common,
+        Command::Check(a) => &a.common,
+    };
+    let config = match Config::from_args(common) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            return e.exit_code();
+        }
+    };
+    if common.expr != "-" {
+        return match answer(&cli.command, &config, &common.expr) {
+            Ok(a) => {
+                let _ = write!(stdout, "{}", a.out);
+                for n in &a.notes {
+                    let _ = writeln!(stderr, "note: {n}");
+                }
+                i32::from(a.disagrees)
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "error: {e}");
+                e.exit_code()
+            }
+        };
+    }
+    // Batch mode: one expression per line; an error on a line does not stop the rest.
+    let mut failed = false;
+    let mut disagreed = false;
+    let mut line_no = 0usize;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match stdin.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(stderr, "error: cannot read standard input: {e}");
+                return 2;
+            }
+        }
+        line_no += 1;
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            let _ = writeln!(stderr, "error: line {line_no}: the line is not valid UTF-8 text");
+            failed = true;
+            continue;
+        };
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match answer(&cli.command, &config, line) {
+            Ok(a) => {
+                let _ = write!(stdout, "{}", a.out);
+                for n in &a.notes {
+                    let _ = writeln!(stderr, "note: line {line_no}: {n}");
+                }
+                disagreed |= a.disagrees;
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "error: line {line_no}: {e}");
+                failed = true;
+            }
+        }
+        let _ = stdout.flush();
+    }
+    if failed {
+        2
+    } else {
+        i32::from(disagreed)
+    }
+}
+
+/// Runs one command on one expression.
+pub fn answer(command: &Command, config: &Config, text: &str) -> Result<Answer, Error> {
+    match command {
+        Command::Diff(a) => differentiate(a, config, text, false),
+        Command::Hess(a) => differentiate(a, config, text, true),
+        Command::Simplify(a) => simplify(a, config, text),
+        Command::Shape(_) => shape(config, text),
+        Command::Eval(a) => evaluate(a, config, text),
+        Command::Check(a) => crate::check::check(a, config, text),
+    }
+}
+
+/// Parses `text` into a fresh graph; errors carry the text for the caret.
+pub fn parse_text(g: &mut Graph, config: &Config, text: &str) -> Result<Parsed, Error> {
+    let parsed = parse::parse(text, g, &config.kinds).map_err(|e| Error::in_expr(e, text))?;
+    // Declarations of names the expression does not use still fix their kinds.
+    Ok(parsed)
+}
+
+/// Resolves `--wrt` to a symbol of the expression.
+pub fn variable(g: &mut Graph, config: &Config, parsed: &Parsed, text: &str, wrt: &str, notes: &mut Vec<String>) -> Result<Symbol, Error> {
+    let wrt = wrt.trim();
+    let is_name = wrt.starts_with(|c: char| c.is_ascii_alphabetic()) && wrt.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_name {
+        return Err(Error::Usage(format!("--wrt `{wrt}` must name a symbol of the expression, not an expression")));
+    }
+    if FUNCTION_NAMES.iter().any(|(n, _)| *n == wrt) || matches!(wrt, "I" | "eye" | "ones" | "where" | "kron" | "vector" | "matrix") {
+        return Err(Error::Usage(format!("--wrt `{wrt}` is a reserved name, not a symbol")));
+    }
+    if let Some((_, span)) = parsed.bindings.iter().find(|(n, _)| n == wrt) {
+        return Err(Error::in_expr(
+            ExprError::new(format!("the where binding `{wrt}` shadows the variable {wrt}: rename the binding"), *span),
+            text,
+        ));
+    }
+    Ok(match g.lookup(wrt) {
+        Some(s) => s,
+        None => {
+            notes.push(format!("`{wrt}` does not appear in the expression, so the derivative is 0"));
+            let kind = config.kinds.get(wrt).copied().unwrap_or_else(|| parse::default_kind(wrt));
+            g.declare(wrt, kind)
+        }
+    })
+}
+
+fn differentiate(a: &DiffArgs, config: &Config, text: &str, hessian: bool) -> Result<Answer, Error> {
+    let mut g = Graph::new();
+    let parsed = parse_text(&mut g, config, text)?;
+    let mut answer = Answer::default();
+    let var = variable(&mut g, config, &parsed, text, &a.wrt, &mut answer.notes)?;
+    let f = g.simplify(parsed.root, false);
+    let layout: Layout = a.layout.into();
+    let d = if hessian { diff::hessian(&mut g, f, var) } else { diff::derivative(&mut g, f, var, layout) };
+    let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
+    answer.out = render(&g, d, config.format, |j| {
+        j["input"] = json!(text);
+        j["wrt"] = json!(a.wrt.trim());
+        j["layout"] = json!(layout.name());
+        j["command"] = json!(if hessian { "hess" } else { "diff" });
+    });
+    Ok(answer)
+}
+
+fn simplify(_a: &CommonArgs, config: &Config, text: &str) -> Result<Answer, Error> {
+    let mut g = Graph::new();
+    let parsed = parse_text(&mut g, config, text)?;
+    let s = g.simplify(parsed.root, true);
+    Ok(Answer {
+        out: render(&g, s, config.format, |j| {
+            j["input"] = json!(text);
+            j["command"] = json!("simplify");
+        }),
+        ..Answer::default()
+    })
+}
+
+/// Prints an expression in the chosen format, one line.
+fn render(g: &Graph, id: Id, format: Format, extra: impl FnOnce(&mut serde_json::Value)) -> String {
+    match format {
+        Format::Text => format!("{}\n", print::text(g, id)),
+        Format::Latex => format!("{}\n", crate::latex::latex(g, id)),
+        Format::Json => {
+            let mut names = DimNames::default();
+            let s = g.shape(id);
+            let mut j = json!({
+                "result": print::text(g, id),
+                "latex": crate::latex::latex(g, id),
+                "shape": [names.name(&g.dims, s.rows), names.name(&g.dims, s.cols)],
+            });
+            extra(&mut j);
+            format!("{j}\n")
+        }
+    }
+}
+
+fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
+    let mut g = Graph::new();
+    let parsed = parse_text(&mut g, config, text)?;
+    let mut env = Env::default();
+    numeric::apply_dims(&g, &mut env, &config.dims)?;
+    let mut names = DimNames::default();
+    let show = |s: Shape, names: &mut DimNames| -> String {
+        let r = numeric::size_of(&g, &env, s.rows).map_or_else(|| names.name(&g.dims, s.rows), |n| n.to_string());
+        let c = numeric::size_of(&g, &env, s.cols).map_or_else(|| names.name(&g.dims, s.cols), |n| n.to_string());
+        format!("{r}×{c}")
+    };
+    // Name the symbols' sizes first, in order of appearance, so `A*x` reads n×m, m×1.
+    let symbols: Vec<(String, Shape)> = g.symbols().map(|(_, i)| (i.name.clone(), i.shape)).collect();
+    let sym_shapes: Vec<(String, String)> = symbols.iter().map(|(n, s)| (n.clone(), show(*s, &mut names))).collect();
+    let whole = show(g.shape(parsed.root), &mut names);
+    let out = match config.format {
+        Format::Json => {
+            let symbols: serde_json::Map<String, serde_json::Value> = sym_shapes.iter().map(|(n, s)| (n.clone(), json!(s))).collect();
+            format!("{}\n", json!({"input": text, "shape": whole, "symbols": symbols}))
+        }
+        _ => {
+            let list: Vec<String> = sym_shapes.iter().map(|(n, s)| format!("{n}: {s}")).collect();
+            format!("{whole}  ({})\n", list.join(", "))
+        }
+    };
+    Ok(Answer { out, ..Answer::default() })
+}
+
+fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> {
+    let mut g = Graph::new();
+    let parsed = parse_text(&mut g, config, text)?;
+    let mut env = Env::default();
+    for s in &a.set {
+        let (name, value) = s
+            .split_once('=')
+            .ok_or_else(|| Error::Usage(format!("--set `{s}` should look like x=[1,2,3]")))?;
+        let value = crate::values::parse_value(value.trim())?;
+        numeric::set_value(&g, &mut env, name.trim(), value)?;
+    }
+    numeric::apply_dims(&g, &mut env, &config.dims)?;
+    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let missing: Vec<Symbol> = g.symbols().map(|(s, _)| s).filter(|s| !env.values.contains_key(s)).collect();
+    if !missing.is_empty() {
+        if !a.random {
+            let names: Vec<String> = missing.iter().map(|&s| g.symbol(s).name.clone()).collect();
+            return Err(Error::Usage(format!(
+                "no value for {}: give it with --set, or use --random",
+                names.join(", ")
+            )));
+        }
+        numeric::choose_sizes(&g, &mut env, &mut rng);
+        for s in missing {
+            let v = numeric::random_value(&g, &env, s, &mut rng, numeric::Draw::Signed)?;
+            env.values.insert(s, v);
+        }
+    }
+    let root = parsed.root;
+    let value = eval::eval(&g, &[root], &env)?.pop().ok_or_else(|| Error::Io("nothing was evaluated".into()))?;
+    let out = match config.format {
+        Format::Json => format!(
+            "{}\n",
+            json!({"value": numeric::rows(&value), "shape": [value.nrows(), value.ncols()], "input": text})
+        ),
+        _ => format!("{}\n", numeric::format_value(&value)),
+    };
+    Ok(Answer { out, ..Answer::default() })
+}

@@ -1,0 +1,244 @@
+//! Symbolic shapes: dimensions as union-find variables, unified as an expression is read.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// One dimension of a shape: the constant 1, or a symbolic size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    /// The size 1 (scalars, the column count of a vector).
+    One,
+    /// A symbolic size, an index into [`Dims`].
+    Var(u32),
+}
+
+/// The shape of a value: rows × columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// Number of rows.
+    pub rows: Dim,
+    /// Number of columns.
+    pub cols: Dim,
+}
+
+impl Shape {
+    /// The 1×1 shape of a scalar.
+    pub const SCALAR: Shape = Shape {
+        rows: Dim::One,
+        cols: Dim::One,
+    };
+
+    /// A shape from its two dimensions.
+    pub fn new(rows: Dim, cols: Dim) -> Shape {
+        Shape { rows, cols }
+    }
+
+    /// The transposed shape.
+    pub fn t(self) -> Shape {
+        Shape::new(self.cols, self.rows)
+    }
+}
+
+/// The table of symbolic dimensions: union-find with "flexible" variables that may
+/// still turn out to be 1 (the column count of `ones`), and product dimensions
+/// (`vec(A)` has m·n rows).
+#[derive(Clone, Debug, Default)]
+pub struct Dims {
+    parent: Vec<u32>,
+    flex: Vec<bool>,
+    product_of: Vec<Option<(Dim, Dim)>>,
+    products: HashMap<(Dim, Dim), Dim>,
+}
+
+impl Dims {
+    /// A new symbolic size that is never 1.
+    pub fn fresh(&mut self) -> Dim {
+        self.push(false, None)
+    }
+
+    /// A new symbolic size that may still be unified with 1 (and defaults to 1).
+    pub fn fresh_flex(&mut self) -> Dim {
+        self.push(true, None)
+    }
+
+    fn push(&mut self, flex: bool, product: Option<(Dim, Dim)>) -> Dim {
+        let idx = self.parent.len() as u32;
+        self.parent.push(idx);
+        self.flex.push(flex);
+        self.product_of.push(product);
+        Dim::Var(idx)
+    }
+
+    /// The size `a·b`.
+    pub fn product(&mut self, a: Dim, b: Dim) -> Dim {
+        let (a, b) = (self.find(a), self.find(b));
+        match (a, b) {
+            (Dim::One, d) | (d, Dim::One) => d,
+            _ => {
+                if let Some(&d) = self.products.get(&(a, b)) {
+                    return self.find(d);
+                }
+                let d = self.push(false, Some((a, b)));
+                self.products.insert((a, b), d);
+                d
+            }
+        }
+    }
+
+    /// The factors of a product dimension.
+    pub fn factors(&self, d: Dim) -> Option<(Dim, Dim)> {
+        match self.find(d) {
+            Dim::Var(v) => self.product_of[v as usize],
+            Dim::One => None,
+        }
+    }
+
+    /// The representative of a dimension. Flexible variables still unbound count as
+    /// themselves; use [`Dims::settle`] to default them to 1.
+    pub fn find(&self, d: Dim) -> Dim {
+        let Dim::Var(mut v) = d else {
+            return Dim::One;
+        };
+        loop {
+            let p = self.parent[v as usize];
+            if p == v {
+                return Dim::Var(v);
+            }
+            if p == u32::MAX {
+                return Dim::One;
+            }
+            v = p;
+        }
+    }
+
+    /// A shape with its dimensions replaced by their representatives.
+    pub fn resolve(&self, s: Shape) -> Shape {
+        Shape::new(self.find(s.rows), self.find(s.cols))
+    }
+
+    fn is_flex(&self, d: Dim) -> bool {
+        matches!(self.find(d), Dim::Var(v) if self.flex[v as usize])
+    }
+
+    /// Makes `a` and `b` the same size; false when they cannot be (a vector's length
+    /// against 1, or two different products).
+    pub fn unify(&mut self, a: Dim, b: Dim) -> bool {
+        let (a, b) = (self.find(a), self.find(b));
+        match (a, b) {
+            _ if a == b => true,
+            (Dim::One, Dim::Var(v)) | (Dim::Var(v), Dim::One) => {
+                if self.flex[v as usize] {
+                    self.parent[v as usize] = u32::MAX;
+                    true
+                } else {
+                    false
+                }
+            }
+            (Dim::Var(x), Dim::Var(y)) => {
+                let (px, py) = (self.product_of[x as usize], self.product_of[y as usize]);
+                if let (Some((a1, b1)), Some((a2, b2))) = (px, py) {
+                    return self.unify(a1, a2) && self.unify(b1, b2) && {
+                        self.link(x, y);
+                        true
+                    };
+                }
+                // The older variable stays the representative.
+                let (old, new) = if x < y { (x, y) } else { (y, x) };
+                let flex = self.flex[old as usize] && self.flex[new as usize];
+                let product = px.or(py);
+                self.link(old, new);
+                self.flex[old as usize] = flex;
+                self.product_of[old as usize] = product;
+                true
+            }
+            (Dim::One, Dim::One) => true,
+        }
+    }
+
+    fn link(&mut self, x: u32, y: u32) {
+        let (old, new) = if x < y { (x, y) } else { (y, x) };
+        self.parent[new as usize] = old;
+    }
+
+    /// True when the shape is certainly 1×1.
+    pub fn is_scalar(&self, s: Shape) -> bool {
+        self.find(s.rows) == Dim::One && self.find(s.cols) == Dim::One
+    }
+
+    /// True when the shape is 1×1 or may still become 1×1.
+    pub fn could_be_scalar(&self, s: Shape) -> bool {
+        [s.rows, s.cols]
+            .iter()
+            .all(|&d| self.find(d) == Dim::One || self.is_flex(d))
+    }
+
+    /// True when the shape is a column n×1 (n not 1).
+    pub fn is_column(&self, s: Shape) -> bool {
+        self.find(s.cols) == Dim::One && self.find(s.rows) != Dim::One
+    }
+
+    /// True when the shape is a row 1×n (n not 1).
+    pub fn is_row(&self, s: Shape) -> bool {
+        self.find(s.rows) == Dim::One && self.find(s.cols) != Dim::One
+    }
+
+    /// Binds every flexible variable still free to 1.
+    pub fn settle(&mut self) {
+        for v in 0..self.parent.len() {
+            if self.flex[v] && self.find(Dim::Var(v as u32)) == Dim::Var(v as u32) {
+                self.parent[v] = u32::MAX;
+            }
+        }
+    }
+
+    /// Names for the symbolic sizes, in the order given: `n`, `m`, `k`, `p`, …
+    pub fn namer(&self) -> DimNames {
+        DimNames::default()
+    }
+}
+
+/// Gives readable names to symbolic sizes in order of first use.
+#[derive(Default, Debug, Clone)]
+pub struct DimNames {
+    names: HashMap<Dim, String>,
+}
+
+const DIM_LETTERS: [&str; 8] = ["n", "m", "k", "p", "q", "r", "s", "t"];
+
+impl DimNames {
+    /// The name of a dimension, naming it now if it has none yet.
+    pub fn name(&mut self, dims: &Dims, d: Dim) -> String {
+        let d = dims.find(d);
+        if d == Dim::One {
+            return "1".to_string();
+        }
+        if let Some((a, b)) = dims.factors(d) {
+            let (a, b) = (self.name(dims, a), self.name(dims, b));
+            return format!("{a}·{b}");
+        }
+        let count = self.names.len();
+        self.names
+            .entry(d)
+            .or_insert_with(|| match DIM_LETTERS.get(count) {
+                Some(l) => l.to_string(),
+                None => format!("n{}", count - DIM_LETTERS.len() + 1),
+            })
+            .clone()
+    }
+
+    /// `rows×cols`.
+    pub fn shape(&mut self, dims: &Dims, s: Shape) -> String {
+        let r = self.name(dims, s.rows);
+        let c = self.name(dims, s.cols);
+        format!("{r}×{c}")
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::One => write!(f, "1"),
+            Dim::Var(v) => write!(f, "d{v}"),
+        }
+    }
+}

@@ -1,0 +1,892 @@
+//! The simplifier: smart constructors that keep every node in a canonical form, and a
+//! cost-driven finishing pass (factoring) that makes a result as short as a careful
+//! person would write it.
+//!
+//! Canonical form, enforced as nodes are built:
+//! - sums are flat, like terms collected (`A*x + A*x` → `2*A*x`), zeros dropped;
+//! - products are flat, numbers folded into one leading coefficient, 1×1 factors
+//!   gathered in front with their powers combined, identities dropped,
+//!   `diag(u)*v` → `u.*v`; a product is stored in whichever orientation (`x'*A'` or
+//!   `(A*x)'`) is cheaper;
+//! - `.*` pulls scalars out and drops `ones`; transposes cancel and vanish on
+//!   symmetric and 1×1 values;
+//! - a handful of identities: `log(det(A))` → `logdet(A)`,
+//!   `log(1 + exp(u))` → `softplus(u)`, `log(exp(u))` → `u`, `inv(inv(A))` → `A`, …
+//!
+//! "Shorter" is [`Graph::cost`], the size of the printed expression.
+
+use crate::graph::{Func, Graph, Id, Node};
+use crate::shape::{Dim, Shape};
+use std::collections::HashMap;
+
+/// Splits a product into its numeric coefficient, its 1×1 factors and its matrix chain.
+pub struct Parts {
+    /// The number in front (1 if none).
+    pub coef: f64,
+    /// The 1×1 factors.
+    pub scalars: Vec<Id>,
+    /// The other factors, a matrix product in order.
+    pub chain: Vec<Id>,
+}
+
+impl Graph {
+    /// A zero of the given shape: the number 0 for 1×1.
+    pub fn zero(&mut self, shape: Shape) -> Id {
+        let shape = self.dims.resolve(shape);
+        if self.dims.is_scalar(shape) {
+            self.num(0.0)
+        } else {
+            self.intern(Node::Zero(shape.rows, shape.cols), shape)
+        }
+    }
+
+    /// All ones of the given shape: the number 1 for 1×1.
+    pub fn ones(&mut self, shape: Shape) -> Id {
+        let shape = self.dims.resolve(shape);
+        if self.dims.is_scalar(shape) {
+            self.num(1.0)
+        } else {
+            self.intern(Node::Ones(shape.rows, shape.cols), shape)
+        }
+    }
+
+    /// The n×n identity (the number 1 for n = 1).
+    pub fn identity(&mut self, n: Dim) -> Id {
+        let n = self.dims.find(n);
+        if n == Dim::One {
+            self.num(1.0)
+        } else {
+            self.intern(Node::Identity(n), Shape::new(n, n))
+        }
+    }
+
+    /// True for the number 0 and zero matrices.
+    pub fn is_zero(&self, id: Id) -> bool {
+        matches!(self.node(id), Node::Zero(..)) || self.as_num(id) == Some(0.0)
+    }
+
+    /// The parts of a node seen as a product.
+    pub fn parts(&self, id: Id) -> Parts {
+        let mut parts = Parts {
+            coef: 1.0,
+            scalars: Vec::new(),
+            chain: Vec::new(),
+        };
+        match self.node(id) {
+            Node::Num(n) => parts.coef = n.get(),
+            Node::Mul(fs) => {
+                for &f in fs.iter() {
+                    if let Some(v) = self.as_num(f) {
+                        parts.coef *= v;
+                    } else if self.is_scalar(f) {
+                        parts.scalars.push(f);
+                    } else {
+                        parts.chain.push(f);
+                    }
+                }
+            }
+            _ if self.is_scalar(id) => parts.scalars.push(id),
+            _ => parts.chain.push(id),
+        }
+        parts
+    }
+
+    /// `c*a`
+    pub fn scale(&mut self, c: f64, a: Id) -> Id {
+        let c = self.num(c);
+        self.mul(&[c, a])
+    }
+
+    /// `-a`
+    pub fn neg(&mut self, a: Id) -> Id {
+        self.scale(-1.0, a)
+    }
+
+    /// `a - b`
+    pub fn sub(&mut self, a: Id, b: Id) -> Id {
+        let nb = self.neg(b);
+        self.add(&[a, nb])
+    }
+
+    /// `a/c` for a scalar c.
+    pub fn div(&mut self, a: Id, c: Id) -> Id {
+        let inv = self.powf(c, -1.0);
+        self.mul(&[a, inv])
+    }
+
+    /// `s^p` for a numeric p.
+    pub fn powf(&mut self, s: Id, p: f64) -> Id {
+        let p = self.num(p);
+        self.pow(s, p)
+    }
+
+    /// `u.^p` for a numeric p.
+    pub fn epowf(&mut self, u: Id, p: f64) -> Id {
+        let p = self.num(p);
+        self.epow(u, p)
+    }
+
+    /// `f(u)`
+    pub fn func(&mut self, f: Func, u: Id) -> Id {
+        self.call(f, u)
+    }
+
+    /// The sum of the entries of `a .* b`, written `a'*b` for vectors.
+    pub fn inner(&mut self, a: Id, b: Id) -> Id {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        if self.is_scalar(a) || self.is_scalar(b) {
+            return self.mul(&[a, b]);
+        }
+        if self.dims.is_column(sa) && self.dims.is_column(sb) {
+            let ta = self.t(a);
+            return self.mul(&[ta, b]);
+        }
+        if self.dims.is_row(sa) && self.dims.is_row(sb) {
+            let tb = self.t(b);
+            return self.mul(&[a, tb]);
+        }
+        let h = self.had(&[a, b]);
+        self.call(Func::Sum, h)
+    }
+
+    /// A sum, flattened, with like terms collected and zeros dropped.
+    pub fn add(&mut self, terms: &[Id]) -> Id {
+        let shape = terms
+            .iter()
+            .map(|&t| self.shape(t))
+            .find(|s| !self.dims.is_scalar(*s))
+            .unwrap_or(Shape::SCALAR);
+        let mut flat: Vec<Id> = Vec::with_capacity(terms.len());
+        for &t in terms {
+            match self.node(t) {
+                Node::Add(ts) => flat.extend_from_slice(ts),
+                _ => flat.push(t),
+            }
+        }
+        // Collect like terms: the same term up to its numeric coefficient.
+        let unit = self.num(1.0);
+        let mut order: Vec<Id> = Vec::new();
+        let mut coefs: HashMap<Id, f64> = HashMap::new();
+        for t in flat {
+            if self.is_zero(t) {
+                continue;
+            }
+            let (c, rest) = self.split_coef(t, unit);
+            let entry = coefs.entry(rest).or_insert_with(|| {
+                order.push(rest);
+                0.0
+            });
+            *entry += c;
+        }
+        let mut out: Vec<Id> = Vec::with_capacity(order.len());
+        for rest in order {
+            let c = coefs[&rest];
+            if c == 0.0 || !c.is_finite() && rest == unit {
+                continue;
+            }
+            out.push(if rest == unit { self.num(c) } else { self.scale(c, rest) });
+        }
+        match out.len() {
+            0 => self.zero(shape),
+            1 if self.shape(out[0]) == self.dims.resolve(shape) => out[0],
+            _ => {
+                out.sort();
+                self.intern(Node::Add(out.into()), shape)
+            }
+        }
+    }
+
+    /// A term as its numeric coefficient and the rest (`unit` for a number).
+    fn split_coef(&mut self, t: Id, unit: Id) -> (f64, Id) {
+        match self.node(t) {
+            Node::Num(n) => (n.get(), unit),
+            Node::Mul(fs) => match self.as_num(fs[0]) {
+                Some(c) => {
+                    let rest: Vec<Id> = fs[1..].to_vec();
+                    (c, self.mul(&rest))
+                }
+                None => (1.0, t),
+            },
+            _ => (1.0, t),
+        }
+    }
+
+    /// A product, flattened and put in canonical order (see the module doc).
+    pub fn mul(&mut self, factors: &[Id]) -> Id {
+        let mut coef = 1.0;
+        let mut scalars: Vec<Id> = Vec::new();
+        let mut chain: Vec<Id> = Vec::new();
+        for &f in factors {
+            let p = self.parts(f);
+            coef *= p.coef;
+            scalars.extend(p.scalars);
+            if self.is_scalar(f) && !p.chain.is_empty() {
+                // A 1×1 product such as x'*A*x is one scalar factor here.
+                let inner = self.intern(Node::Mul(p.chain.clone().into()), Shape::SCALAR);
+                scalars.push(inner);
+            } else {
+                chain.extend(p.chain);
+            }
+        }
+        let shape = match (chain.first(), chain.last()) {
+            (Some(&a), Some(&b)) => Shape::new(self.shape(a).rows, self.shape(b).cols),
+            _ => Shape::SCALAR,
+        };
+        if coef == 0.0 || scalars.iter().chain(&chain).any(|&f| self.is_zero(f)) {
+            return self.zero(shape);
+        }
+        let scalars = self.combine_powers(&mut coef, scalars);
+        let chain = self.tidy_chain(chain);
+        if chain.is_empty() && scalars.is_empty() {
+            return self.num(coef);
+        }
+        if coef == 0.0 {
+            return self.zero(shape);
+        }
+        let mut out: Vec<Id> = Vec::with_capacity(1 + scalars.len() + chain.len());
+        if coef != 1.0 {
+            out.push(self.num(coef));
+        }
+        out.extend(scalars);
+        out.extend(chain.iter().copied());
+        if out.len() == 1 {
+            return out[0];
+        }
+        // Store whichever orientation is cheaper: `x'*A'` becomes `(A*x)'`.
+        if chain.len() >= 2 {
+            let transposed_cost: u64 = chain
+                .iter()
+                .map(|&f| match self.node(f) {
+                    Node::Transpose(g) => self.cost(*g),
+                    _ if self.is_symmetric(f) => self.cost(f),
+                    _ => self.cost(f) + 1,
+                })
+                .sum::<u64>()
+                + 1;
+            let plain_cost: u64 = chain.iter().map(|&f| self.cost(f)).sum();
+            if transposed_cost < plain_cost {
+                let mut rev: Vec<Id> = Vec::with_capacity(chain.len());
+                for &f in chain.iter().rev() {
+                    rev.push(self.t(f));
+                }
+                let inner = self.intern(Node::Mul(rev.into()), shape.t());
+                let inner_t = self.intern(Node::Transpose(inner), shape);
+                let mut front: Vec<Id> = out[..out.len() - chain.len()].to_vec();
+                if front.is_empty() {
+                    return inner_t;
+                }
+                front.push(inner_t);
+                return self.intern(Node::Mul(front.into()), shape);
+            }
+        }
+        self.intern(Node::Mul(out.into()), shape)
+    }
+
+    /// Gathers 1×1 factors with the same base into one power; numbers join the coefficient.
+    fn combine_powers(&mut self, coef: &mut f64, scalars: Vec<Id>) -> Vec<Id> {
+        let mut order: Vec<Id> = Vec::new();
+        let mut exps: HashMap<Id, f64> = HashMap::new();
+        let mut others: Vec<Id> = Vec::new();
+        for s in scalars {
+            let (base, e) = match self.node(s) {
+                Node::Pow([b, p]) => match self.as_num(*p) {
+                    Some(e) => (*b, e),
+                    None => {
+                        others.push(s);
+                        continue;
+                    }
+                },
+                _ => (s, 1.0),
+            };
+            let entry = exps.entry(base).or_insert_with(|| {
+                order.push(base);
+                0.0
+            });
+            *entry += e;
+        }
+        for base in order {
+            let e = exps[&base];
+            if e == 0.0 {
+                continue;
+            }
+            let p = self.powf(base, e);
+            match self.as_num(p) {
+                Some(v) => *coef *= v,
+                None => others.push(p),
+            }
+        }
+        others.sort();
+        others
+    }
+
+    /// Local rules on a matrix chain: drop identities, `diag(u)*v` → `u.*v`,
+    /// `diag(u)*diag(v)` → `diag(u.*v)`, `inv(A)*A` → `I`.
+    fn tidy_chain(&mut self, chain: Vec<Id>) -> Vec<Id> {
+        let mut out: Vec<Id> = Vec::with_capacity(chain.len());
+        for f in chain {
+            out.push(f);
+            while out.len() >= 2 {
+                let (a, b) = (out[out.len() - 2], out[out.len() - 1]);
+                let Some(merged) = self.merge_pair(a, b) else {
+                    break;
+                };
+                out.truncate(out.len() - 2);
+                match merged {
+                    Some(m) => {
+                        if let Node::Mul(_) = self.node(m) {
+                            // A merge may yield a coefficient; keep the chain flat.
+                            let p = self.parts(m);
+                            if p.coef == 1.0 && p.scalars.is_empty() {
+                                out.extend(p.chain);
+                                continue;
+                            }
+                        }
+                        out.push(m);
+                    }
+                    None => {}
+                }
+            }
+        }
+        if out.len() > 1 {
+            let kept: Vec<Id> = out
+                .iter()
+                .copied()
+                .filter(|&f| !matches!(self.node(f), Node::Identity(_)))
+                .collect();
+            if !kept.is_empty() {
+                return kept;
+            }
+            return vec![out[0]];
+        }
+        out
+    }
+
+    /// `Some(Some(m))`: the pair `a*b` is `m`; `Some(None)`: it is an identity to drop;
+    /// `None`: no rule applies.
+    fn merge_pair(&mut self, a: Id, b: Id) -> Option<Option<Id>> {
+        let (na, nb) = (self.node(a).clone(), self.node(b).clone());
+        match (na, nb) {
+            (Node::Call(Func::DiagMat, u), Node::Call(Func::DiagMat, v)) => {
+                let h = self.had(&[u, v]);
+                Some(Some(self.call(Func::DiagMat, h)))
+            }
+            (Node::Call(Func::DiagMat, u), _) if self.dims.is_column(self.shape(b)) => {
+                Some(Some(self.had(&[u, b])))
+            }
+            (_, Node::Call(Func::DiagMat, u)) if self.dims.is_row(self.shape(a)) => {
+                let ta = self.t(a);
+                let h = self.had(&[ta, u]);
+                Some(Some(self.t(h)))
+            }
+            (Node::Call(Func::Inv, m), _) if m == b => Some(None),
+            (_, Node::Call(Func::Inv, m)) if m == a => Some(None),
+            (Node::Transpose(ia), Node::Transpose(m)) if matches!(self.node(ia), Node::Call(Func::Inv, x) if *x == m) => Some(None),
+            (Node::Transpose(m), Node::Transpose(ib)) if matches!(self.node(ib), Node::Call(Func::Inv, x) if *x == m) => Some(None),
+            _ => None,
+        }
+    }
+
+    /// An elementwise product: scalars pulled out, `ones` dropped, powers combined.
+    pub fn had(&mut self, factors: &[Id]) -> Id {
+        let shape = factors
+            .iter()
+            .map(|&f| self.shape(f))
+            .find(|s| !self.dims.is_scalar(*s))
+            .unwrap_or(Shape::SCALAR);
+        if self.dims.is_scalar(shape) {
+            return self.mul(factors);
+        }
+        let mut outside: Vec<Id> = Vec::new();
+        let mut items: Vec<Id> = Vec::new();
+        let mut stack: Vec<Id> = factors.iter().rev().copied().collect();
+        while let Some(f) = stack.pop() {
+            match self.node(f) {
+                Node::Had(fs) => stack.extend(fs.iter().rev()),
+                Node::Ones(..) => {}
+                Node::Zero(..) => return self.zero(shape),
+                Node::Mul(_) if !self.is_scalar(f) => {
+                    let p = self.parts(f);
+                    if p.coef == 1.0 && p.scalars.is_empty() {
+                        items.push(f);
+                    } else {
+                        let c = self.num(p.coef);
+                        outside.push(c);
+                        outside.extend(p.scalars);
+                        let rest = self.mul(&p.chain);
+                        stack.push(rest);
+                    }
+                }
+                _ if self.is_scalar(f) => outside.push(f),
+                _ => items.push(f),
+            }
+        }
+        // u .* u → u.^2, u .* u.^-1 → ones.
+        let mut order: Vec<Id> = Vec::new();
+        let mut exps: HashMap<Id, f64> = HashMap::new();
+        let mut rest: Vec<Id> = Vec::new();
+        for f in items {
+            let (base, e) = match self.node(f) {
+                Node::EPow([b, p]) => match self.as_num(*p) {
+                    Some(e) => (*b, e),
+                    None => {
+                        rest.push(f);
+                        continue;
+                    }
+                },
+                _ => (f, 1.0),
+            };
+            let entry = exps.entry(base).or_insert_with(|| {
+                order.push(base);
+                0.0
+            });
+            *entry += e;
+        }
+        for base in order {
+            let e = exps[&base];
+            if e != 0.0 {
+                let p = self.epowf(base, e);
+                rest.push(p);
+            }
+        }
+        let inner = match rest.len() {
+            0 => self.ones(shape),
+            1 => rest[0],
+            _ => {
+                // Short factors first: `step(u).*(W'*d)`.
+                rest.sort_by_key(|&f| (self.cost(f), f));
+                self.recognize_sigmoid(&rest)
+                    .unwrap_or_else(|| self.intern(Node::Had(rest.clone().into()), shape))
+            }
+        };
+        if outside.is_empty() {
+            return inner;
+        }
+        outside.push(inner);
+        self.mul(&outside)
+    }
+
+    /// `exp(u) ./ (1 + exp(u))` → `sigmoid(u)`.
+    fn recognize_sigmoid(&mut self, items: &[Id]) -> Option<Id> {
+        if items.len() != 2 {
+            return None;
+        }
+        for (a, b) in [(items[0], items[1]), (items[1], items[0])] {
+            let (Node::Call(Func::Exp, u), Node::EPow([den, p])) = (self.node(a), self.node(b)) else {
+                continue;
+            };
+            if self.as_num(*p) != Some(-1.0) {
+                continue;
+            }
+            let u = *u;
+            if self.is_one_plus_exp(*den) == Some(u) {
+                return Some(self.call(Func::Sigmoid, u));
+            }
+        }
+        None
+    }
+
+    /// `Some(u)` when the node is `1 + exp(u)`.
+    fn is_one_plus_exp(&self, id: Id) -> Option<Id> {
+        let Node::Add(ts) = self.node(id) else {
+            return None;
+        };
+        if ts.len() != 2 {
+            return None;
+        }
+        for (a, b) in [(ts[0], ts[1]), (ts[1], ts[0])] {
+            if self.as_num(a) == Some(1.0)
+                && let Node::Call(Func::Exp, u) = self.node(b)
+            {
+                return Some(*u);
+            }
+        }
+        None
+    }
+
+    /// `s^p` for scalars.
+    pub fn pow(&mut self, s: Id, p: Id) -> Id {
+        let (bs, ps) = (self.as_num(s), self.as_num(p));
+        if let (Some(b), Some(e)) = (bs, ps) {
+            let v = b.powf(e);
+            let exact = e.fract() == 0.0 && (e >= 0.0 || (1.0 / v).fract() == 0.0 || format!("{v}").len() <= 8);
+            if v.is_finite() && exact {
+                return self.num(v);
+            }
+        }
+        match ps {
+            Some(e) if e == 1.0 => return s,
+            Some(e) if e == 0.0 => return self.num(1.0),
+            _ => {}
+        }
+        if bs == Some(1.0) {
+            return s;
+        }
+        if let (Node::Pow([b, q]), Some(e)) = (self.node(s).clone(), ps)
+            && let Some(q) = self.as_num(q)
+            && e.fract() == 0.0
+        {
+            return self.powf(b, q * e);
+        }
+        self.intern(Node::Pow([s, p]), Shape::SCALAR)
+    }
+
+    /// `u.^p`: a scalar power of every entry.
+    pub fn epow(&mut self, u: Id, p: Id) -> Id {
+        if self.is_scalar(u) {
+            return self.pow(u, p);
+        }
+        let shape = self.shape(u);
+        match self.as_num(p) {
+            Some(e) if e == 1.0 => return u,
+            Some(e) if e == 0.0 => return self.ones(shape),
+            _ => {}
+        }
+        match self.node(u).clone() {
+            Node::Ones(..) => return u,
+            Node::EPow([v, q]) => {
+                if let (Some(q), Some(e)) = (self.as_num(q), self.as_num(p))
+                    && e.fract() == 0.0
+                {
+                    return self.epowf(v, q * e);
+                }
+            }
+            Node::Transpose(v) => {
+                let inner = self.epow(v, p);
+                return self.t(inner);
+            }
+            _ => {}
+        }
+        if let Some(v) = self.is_one_plus_exp(u)
+            && self.as_num(p) == Some(-1.0)
+            && let Some(w) = self.negated(v)
+        {
+            // 1 ./ (1 + exp(-w)) is sigmoid(w).
+            return self.call(Func::Sigmoid, w);
+        }
+        self.intern(Node::EPow([u, p]), shape)
+    }
+
+    /// `Some(w)` when the node is `-w`.
+    fn negated(&mut self, id: Id) -> Option<Id> {
+        let p = self.parts(id);
+        if p.coef < 0.0 {
+            let mut rest = p.scalars;
+            rest.extend(p.chain);
+            let positive = self.num(-p.coef);
+            rest.insert(0, positive);
+            Some(self.mul(&rest))
+        } else {
+            None
+        }
+    }
+
+    /// `a'`, pushed through products, sums and elementwise operations where that is
+    /// no longer, and gone on symmetric and 1×1 values.
+    pub fn t(&mut self, a: Id) -> Id {
+        if self.is_symmetric(a) {
+            return a;
+        }
+        if let Some(&done) = self.transposed.get(&a) {
+            return done;
+        }
+        let shape = self.shape(a).t();
+        let out = match self.node(a).clone() {
+            Node::Transpose(b) => b,
+            Node::Ones(r, c) => self.intern(Node::Ones(c, r), shape),
+            Node::Zero(r, c) => self.intern(Node::Zero(c, r), shape),
+            Node::Add(ts) => {
+                let mut tt = Vec::with_capacity(ts.len());
+                for &x in ts.iter() {
+                    tt.push(self.t(x));
+                }
+                self.add(&tt)
+            }
+            Node::Mul(fs) => {
+                let mut rev = Vec::with_capacity(fs.len());
+                for &x in fs.iter().rev() {
+                    rev.push(self.t(x));
+                }
+                let pushed = self.mul(&rev);
+                if self.cost(pushed) <= self.cost(a) + 1 {
+                    pushed
+                } else {
+                    self.intern(Node::Transpose(a), shape)
+                }
+            }
+            Node::Had(fs) => {
+                let transposed = fs.iter().filter(|&&f| matches!(self.node(f), Node::Transpose(_))).count();
+                if 2 * transposed >= fs.len() {
+                    let mut tt = Vec::with_capacity(fs.len());
+                    for &x in fs.iter() {
+                        tt.push(self.t(x));
+                    }
+                    self.had(&tt)
+                } else {
+                    self.intern(Node::Transpose(a), shape)
+                }
+            }
+            Node::Kron([x, y]) => {
+                let (tx, ty) = (self.t(x), self.t(y));
+                self.kron(tx, ty)
+            }
+            _ => self.intern(Node::Transpose(a), shape),
+        };
+        self.transposed.insert(a, out);
+        out
+    }
+
+    /// `kron(a, b)`
+    pub fn kron(&mut self, a: Id, b: Id) -> Id {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        let rows = self.dims.product(sa.rows, sb.rows);
+        let cols = self.dims.product(sa.cols, sb.cols);
+        let shape = Shape::new(rows, cols);
+        if self.is_zero(a) || self.is_zero(b) {
+            return self.zero(shape);
+        }
+        if self.is_scalar(a) || self.is_scalar(b) {
+            return self.mul(&[a, b]);
+        }
+        self.intern(Node::Kron([a, b]), shape)
+    }
+
+    /// The shape of `f(u)` for a function call.
+    pub fn call_shape(&mut self, f: Func, u: Id) -> Shape {
+        let s = self.shape(u);
+        match f {
+            _ if f.is_elementwise() => s,
+            Func::Sum | Func::Norm2 | Func::Norm1 | Func::Logsumexp | Func::Tr | Func::Det | Func::Logdet => Shape::SCALAR,
+            Func::Softmax | Func::Inv => s,
+            Func::DiagMat => Shape::new(s.rows, s.rows),
+            Func::DiagVec => Shape::new(s.rows, Dim::One),
+            Func::Vec => Shape::new(self.dims.product(s.rows, s.cols), Dim::One),
+            _ => s,
+        }
+    }
+
+    /// `f(u)`, with the identities listed in the module doc.
+    pub fn call(&mut self, f: Func, u: Id) -> Id {
+        use Func::*;
+        let shape = self.call_shape(f, u);
+        if let Some(v) = self.as_num(u)
+            && let Some(r) = fold(f, v)
+            && r.is_finite()
+            && (r.fract() == 0.0 || !is_transcendental(f))
+        {
+            return self.num(r);
+        }
+        let node = self.node(u).clone();
+        if self.is_scalar(u) {
+            match f {
+                Sum | Tr | Det | Logsumexp | DiagMat | DiagVec | Vec => return u,
+                Norm2 | Norm1 => return self.call(Abs, u),
+                Inv => return self.powf(u, -1.0),
+                Logdet => return self.call(Log, u),
+                Softmax => return self.num(1.0),
+                _ => {}
+            }
+        }
+        if self.is_zero(u) && matches!(f, Relu | Step | Sign | Sin | Tan | Tanh | Sqrt | Abs | Arcsin | Arctan | Sum | Norm2 | Norm1 | Tr | DiagMat | DiagVec | Vec) {
+            return self.zero(shape);
+        }
+        match (f, &node) {
+            (Log, Node::Call(Exp, v)) | (Exp, Node::Call(Log, v)) => return *v,
+            (Log, Node::Call(Det, v)) => return self.call(Logdet, *v),
+            (Log, Node::Call(Sigmoid, v)) => {
+                // log(sigmoid(v)) = -softplus(-v)
+                let nv = self.neg(*v);
+                let sp = self.call(Softplus, nv);
+                return self.neg(sp);
+            }
+            (Log, Node::Add(_)) => {
+                if let Some(v) = self.is_one_plus_exp(u) {
+                    return self.call(Softplus, v);
+                }
+            }
+            (Inv, Node::Call(Inv, v)) => return *v,
+            (Inv, Node::Identity(_)) | (Relu, Node::Call(Relu, _)) | (Abs, Node::Call(Abs, _)) => return u,
+            (Relu, Node::Call(Abs | Exp | Sigmoid | Softplus, _)) => return u,
+            (Abs, Node::Call(Exp | Sigmoid | Softplus | Relu, _)) => return u,
+            (Det | Tr | Logdet | Sum | Norm2 | Norm1 | Logsumexp, Node::Transpose(v)) => return self.call(f, *v),
+            (Inv, Node::Transpose(v)) => {
+                let i = self.call(Inv, *v);
+                return self.t(i);
+            }
+            (_, Node::Transpose(v)) if f.is_elementwise() => {
+                let inner = self.call(f, *v);
+                return self.t(inner);
+            }
+            (DiagVec, Node::Call(DiagMat, v)) => return *v,
+            (DiagMat, Node::Ones(r, _)) => return self.identity(*r),
+            (Det | Logdet, Node::Identity(_)) => return self.num(if f == Det { 1.0 } else { 0.0 }),
+            (Tr | Sum | DiagMat | DiagVec | Vec, Node::Mul(_)) => {
+                let p = self.parts(u);
+                if p.coef != 1.0 || !p.scalars.is_empty() {
+                    let inner = self.mul(&p.chain);
+                    let core = self.call(f, inner);
+                    let mut outside = p.scalars;
+                    outside.insert(0, self.num(p.coef));
+                    outside.push(core);
+                    return self.mul(&outside);
+                }
+                if f == Tr && p.chain.len() == 2 && self.dims.is_column(self.shape(p.chain[0])) {
+                    // tr(u*v') = v'*u
+                    let (a, b) = (p.chain[0], p.chain[1]);
+                    let tb = self.t(b);
+                    return self.inner(a, tb);
+                }
+            }
+            _ => {}
+        }
+        self.intern(Node::Call(f, u), shape)
+    }
+
+    /// Rebuilds `id` bottom-up through the smart constructors: the canonical form of a
+    /// parsed expression. With `factor`, sums are also factored where that is shorter.
+    pub fn simplify(&mut self, id: Id, factor: bool) -> Id {
+        let mut map: HashMap<Id, Id> = HashMap::new();
+        for old in self.reachable(&[id]) {
+            let node = self.node(old).clone();
+            let kids: Vec<Id> = node.children().iter().map(|c| map[c]).collect();
+            let new = self.rebuild(&node, &kids, old);
+            let new = if factor { self.factor_sum(new) } else { new };
+            map.insert(old, new);
+        }
+        map[&id]
+    }
+
+    /// One node again through its smart constructor, with new children.
+    fn rebuild(&mut self, node: &Node, kids: &[Id], old: Id) -> Id {
+        match node {
+            Node::Num(_) | Node::Sym(_) => old,
+            Node::Identity(n) => self.identity(*n),
+            Node::Ones(r, c) => self.ones(Shape::new(*r, *c)),
+            Node::Zero(r, c) => self.zero(Shape::new(*r, *c)),
+            Node::Add(_) => self.add(kids),
+            Node::Mul(_) => self.mul(kids),
+            Node::Had(_) => self.had(kids),
+            Node::Pow(_) => self.pow(kids[0], kids[1]),
+            Node::EPow(_) => self.epow(kids[0], kids[1]),
+            Node::Transpose(_) => self.t(kids[0]),
+            Node::Call(f, _) => self.call(*f, kids[0]),
+            Node::Kron(_) => self.kron(kids[0], kids[1]),
+        }
+    }
+
+    /// Factors a sum where that is shorter: `A*x + A'*x` → `(A + A')*x`,
+    /// `A*x + A*y` → `A*(x + y)`.
+    pub fn factor_sum(&mut self, id: Id) -> Id {
+        let Node::Add(terms) = self.node(id).clone() else {
+            return id;
+        };
+        let mut best = id;
+        for side in [Side::Right, Side::Left] {
+            let candidate = self.factor_side(&terms, side);
+            if self.cost(candidate) < self.cost(best) {
+                best = candidate;
+            }
+        }
+        best
+    }
+
+    fn factor_side(&mut self, terms: &[Id], side: Side) -> Id {
+        // Group terms by their outermost matrix factor on one side.
+        let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
+        let mut singles: Vec<Id> = Vec::new();
+        for &t in terms {
+            let p = self.parts(t);
+            let Some(&edge) = (match side {
+                Side::Right => p.chain.last(),
+                Side::Left => p.chain.first(),
+            }) else {
+                singles.push(t);
+                continue;
+            };
+            let mut rest: Vec<Id> = vec![self.num(p.coef)];
+            rest.extend(p.scalars);
+            match side {
+                Side::Right => rest.extend(&p.chain[..p.chain.len() - 1]),
+                Side::Left => rest.extend(&p.chain[1..]),
+            }
+            let rest = self.mul(&rest);
+            match groups.iter_mut().find(|(e, _)| *e == edge) {
+                Some((_, members)) => members.push(rest),
+                None => groups.push((edge, vec![rest])),
+            }
+        }
+        let mut out = singles;
+        for (edge, rests) in groups {
+            if rests.len() == 1 {
+                let term = match side {
+                    Side::Right => self.mul(&[rests[0], edge]),
+                    Side::Left => self.mul(&[edge, rests[0]]),
+                };
+                out.push(term);
+                continue;
+            }
+            // A 1×1 rest next to matrix rests stands for a multiple of the identity.
+            let any_matrix = rests.iter().any(|&r| !self.is_scalar(r));
+            let n = match side {
+                Side::Right => self.shape(edge).rows,
+                Side::Left => self.shape(edge).cols,
+            };
+            let mut fixed = Vec::with_capacity(rests.len());
+            for r in rests {
+                if any_matrix && self.is_scalar(r) {
+                    let eye = self.identity(n);
+                    fixed.push(self.mul(&[r, eye]));
+                } else {
+                    fixed.push(r);
+                }
+            }
+            let inner = self.add(&fixed);
+            let inner = self.factor_sum(inner);
+            let term = match side {
+                Side::Right => self.mul(&[inner, edge]),
+                Side::Left => self.mul(&[edge, inner]),
+            };
+            out.push(term);
+        }
+        self.add(&out)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Left,
+    Right,
+}
+
+/// Functions whose values at most numbers are best left unevaluated (`exp(1)`).
+fn is_transcendental(f: Func) -> bool {
+    use Func::*;
+    matches!(f, Exp | Log | Sin | Cos | Tan | Tanh | Sqrt | Arcsin | Arccos | Arctan | Sigmoid | Softplus | Logdet)
+}
+
+/// The value of a function at a number, where it is a number.
+fn fold(f: Func, v: f64) -> Option<f64> {
+    use Func::*;
+    Some(match f {
+        Exp => v.exp(),
+        Log if v > 0.0 => v.ln(),
+        Sin => v.sin(),
+        Cos => v.cos(),
+        Tan => v.tan(),
+        Tanh => v.tanh(),
+        Sqrt if v >= 0.0 => v.sqrt(),
+        Abs | Norm2 | Norm1 => v.abs(),
+        Arcsin if v.abs() <= 1.0 => v.asin(),
+        Arccos if v.abs() <= 1.0 => v.acos(),
+        Arctan => v.atan(),
+        Relu => v.max(0.0),
+        Step => f64::from(u8::from(v > 0.0)),
+        Sign => v.signum() * f64::from(u8::from(v != 0.0)),
+        Sigmoid => 1.0 / (1.0 + (-v).exp()),
+        Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
+        Sum | Tr | Det | Logsumexp | DiagMat | DiagVec | Vec => v,
+        Logdet if v > 0.0 => v.ln(),
+        Inv if v != 0.0 => 1.0 / v,
+        Softmax => 1.0,
+        _ => return None,
+    })
+}
