@@ -177,16 +177,29 @@ impl Config {
         for (names, kind, flag) in lists {
             for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
                 check_name(name, flag)?;
-                if let Some(&old) = kinds.get(name)
-                    && old != kind
-                {
+                let combined = match (kinds.get(name), kind) {
+                    // `--matrix S --symmetric S` says the same thing twice.
+                    (Some(Kind::Matrix), Kind::Symmetric) | (Some(Kind::Symmetric), Kind::Matrix) => Some(Kind::Symmetric),
+                    (Some(&old), _) if old != kind => None,
+                    _ => Some(kind),
+                };
+                let Some(kind) = combined else {
+                    let old = kinds[name];
                     return Err(Error::Usage(format!(
                         "`{name}` is declared both a {} and a {}",
                         old.word(),
                         kind.word()
                     )));
-                }
+                };
                 kinds.insert(name.to_string(), kind);
+            }
+        }
+        for name in &a.symmetric {
+            let name = name.trim();
+            if name.starts_with(|c: char| c.is_ascii_lowercase()) && !a.matrix.iter().any(|m| m.trim() == name) {
+                return Err(Error::Usage(format!(
+                    "--symmetric `{name}`: a lowercase name is a vector, and only a square matrix can be symmetric (use an uppercase name, or add --matrix {name})"
+                )));
             }
         }
         let mut dims = Vec::new();

@@ -155,6 +155,13 @@ pub fn set_value(g: &Graph, env: &mut Env, name: &str, value: DMatrix<f64>) -> R
     if info.kind == Kind::Symmetric && (&value - value.transpose()).amax() > 1e-9 * value.amax().max(1.0) {
         return Err(Error::Usage(format!("--set {name}: the value is not symmetric, but `{name}` is declared --symmetric")));
     }
+    if let (Some(er), Some(ec)) = (size_of(g, env, info.shape.rows), size_of(g, env, info.shape.cols))
+        && (er, ec) != (r, c)
+    {
+        return Err(Error::Usage(format!(
+            "--set {name}: the value is {r}×{c}, but the other values make `{name}` {er}×{ec}"
+        )));
+    }
     let what = format!("--set {name}");
     assign(g, env, info.shape.rows, r, &what)?;
     assign(g, env, info.shape.cols, c, &what)?;

@@ -100,8 +100,12 @@ impl<'a> Builder<'a> {
     }
 
     fn describe(&self, names: &mut DimNames, op: Operand) -> String {
-        let shape = names.shape(&self.graph.dims, self.shape(op.id));
-        format!("{} ({shape})", self.text(op.span))
+        self.describe_shape(names, self.shape(op.id), op.span)
+    }
+
+    fn describe_shape(&self, names: &mut DimNames, shape: Shape, span: Span) -> String {
+        let shape = names.shape(&self.graph.dims, shape);
+        format!("{} ({shape})", self.text(span))
     }
 
     fn expr(&mut self, pair: Pair<Rule>) -> Result<Id, ExprError> {
@@ -210,17 +214,17 @@ impl<'a> Builder<'a> {
                 run = vec![id];
             }
             run_kind = kind;
-            let acc_op = Operand { id: self.peek_run(run_kind, &run, run_shape), span: acc.span };
+            let lhs = (run_shape, acc.span);
             let (factor_id, shape) = match op.as_str() {
-                "*" => (rhs.id, self.check_mul(acc_op, rhs, op_span)?),
+                "*" => (rhs.id, self.check_mul(lhs, rhs, op_span)?),
                 "/" => {
                     self.check_divisor(rhs, op_span, "/")?;
                     let minus_one = self.graph.num(-1.0);
                     (self.graph.intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR), run_shape)
                 }
-                ".*" => (rhs.id, self.check_elementwise(acc_op, rhs, op_span, ".*")?),
+                ".*" => (rhs.id, self.check_elementwise(lhs, rhs, op_span, ".*")?),
                 _ => {
-                    let shape = self.check_elementwise(acc_op, rhs, op_span, "./")?;
+                    let shape = self.check_elementwise(lhs, rhs, op_span, "./")?;
                     let minus_one = self.graph.num(-1.0);
                     let rshape = self.shape(rhs.id);
                     (self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape), shape)
@@ -234,11 +238,6 @@ impl<'a> Builder<'a> {
         Ok(Operand { id, span })
     }
 
-    /// The node a run stands for so far (interned only to measure its shape in messages).
-    fn peek_run(&mut self, kind: RunKind, run: &[Id], shape: Shape) -> Id {
-        if run.len() == 1 { run[0] } else { self.flush(kind, run, shape) }
-    }
-
     fn flush(&mut self, kind: RunKind, run: &[Id], shape: Shape) -> Id {
         let node = match kind {
             RunKind::Matrix => Node::Mul(run.into()),
@@ -248,8 +247,8 @@ impl<'a> Builder<'a> {
     }
 
     /// The shape of `a*b`: a scalar multiple when either side is 1×1, else a matrix product.
-    fn check_mul(&mut self, a: Operand, b: Operand, op_span: Span) -> Result<Shape, ExprError> {
-        let (sa, sb) = (self.shape(a.id), self.shape(b.id));
+    fn check_mul(&mut self, (sa, a_span): (Shape, Span), b: Operand, op_span: Span) -> Result<Shape, ExprError> {
+        let sb = self.shape(b.id);
         let dims = &mut self.graph.dims;
         if dims.is_scalar(sa) {
             return Ok(sb);
@@ -268,7 +267,7 @@ impl<'a> Builder<'a> {
             }
         }
         let mut names = DimNames::default();
-        let (l, r) = (self.describe(&mut names, a), self.describe(&mut names, b));
+        let (l, r) = (self.describe_shape(&mut names, sa, a_span), self.describe(&mut names, b));
         let (c, rr) = (names.name(&self.graph.dims, sa.cols), names.name(&self.graph.dims, sb.rows));
         Err(ExprError::new(format!("cannot multiply {l} by {r}: {c} ≠ {rr}"), op_span))
     }
@@ -286,8 +285,8 @@ impl<'a> Builder<'a> {
         ))
     }
 
-    fn check_elementwise(&mut self, a: Operand, b: Operand, op_span: Span, op: &str) -> Result<Shape, ExprError> {
-        let (sa, sb) = (self.shape(a.id), self.shape(b.id));
+    fn check_elementwise(&mut self, (sa, a_span): (Shape, Span), b: Operand, op_span: Span, op: &str) -> Result<Shape, ExprError> {
+        let sb = self.shape(b.id);
         let dims = &mut self.graph.dims;
         if dims.is_scalar(sa) {
             return Ok(sb);
@@ -299,7 +298,7 @@ impl<'a> Builder<'a> {
             return Ok(sa);
         }
         let mut names = DimNames::default();
-        let (l, r) = (self.describe(&mut names, a), self.describe(&mut names, b));
+        let (l, r) = (self.describe_shape(&mut names, sa, a_span), self.describe(&mut names, b));
         let verb = if op == ".*" { "multiply" } else { "divide" };
         Err(ExprError::new(format!("cannot {verb} {l} and {r} elementwise with `{op}`: the shapes differ"), op_span))
     }
@@ -468,8 +467,12 @@ impl<'a> Builder<'a> {
         }
         if arg_pairs.len() != want {
             let plural = if want == 1 { "argument" } else { "arguments" };
+            let given = match arg_pairs.len() {
+                1 => "1 was given".to_string(),
+                n => format!("{n} were given"),
+            };
             return Err(ExprError::new(
-                format!("{name} takes {want} {plural}, but {} were given", arg_pairs.len()),
+                format!("{name} takes {want} {plural}, but {given}"),
                 span,
             ));
         }

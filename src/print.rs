@@ -2,6 +2,7 @@
 //! back to the same expression. A pure function of the graph.
 
 use crate::graph::{Graph, Id, Node};
+use std::collections::{HashMap, HashSet};
 
 /// Binding strength of a printed form, loosest first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,15 +30,60 @@ pub fn format_num(v: f64) -> String {
     }
 }
 
-/// Prints an expression in jacob's syntax.
+/// Prints an expression in jacob's syntax. A subexpression that occurs more than once
+/// and is long enough is printed once, as a `where` binding, so that the output grows
+/// linearly with the depth of a network, not quadratically.
 pub fn text(g: &Graph, id: Id) -> String {
+    let names = shared_names(g, id);
+    let printer = Printer { g, names: &names };
     let mut out = String::new();
-    Printer { g }.expr(id, &mut out);
+    printer.expr(id, &mut out);
+    let mut bound: Vec<(&Id, &String)> = names.iter().collect();
+    bound.sort();
+    for (i, (&node, name)) in bound.into_iter().enumerate() {
+        out.push_str(if i == 0 { " where " } else { ", " });
+        out.push_str(name);
+        out.push_str(" = ");
+        printer.form(node, &mut out);
+    }
     out
+}
+
+/// Chooses the subexpressions worth naming, with names that no symbol uses.
+pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
+    let order = g.reachable(&[root]);
+    let mut uses: HashMap<Id, u64> = HashMap::new();
+    for &id in &order {
+        for &c in g.children(id) {
+            *uses.entry(c).or_default() += 1;
+        }
+    }
+    // Printed size of each node once the nodes below it that get names are names.
+    let mut size: HashMap<Id, u64> = HashMap::new();
+    let mut named: Vec<Id> = Vec::new();
+    for &id in &order {
+        let own = g.cost(id).saturating_sub(g.children(id).iter().map(|c| g.cost(*c)).fold(0u64, u64::saturating_add));
+        let s = g.children(id).iter().fold(own.max(1), |acc, c| acc.saturating_add(size[c]));
+        let k = uses.get(&id).copied().unwrap_or(0);
+        let worth = k >= 2 && s >= 4 && k.saturating_mul(s) >= k.saturating_add(s).saturating_add(2);
+        if worth && !matches!(g.node(id), Node::Num(_) | Node::Sym(_)) {
+            named.push(id);
+            size.insert(id, 1);
+        } else {
+            size.insert(id, s);
+        }
+    }
+    let taken: HashSet<&str> = g.symbols().map(|(_, info)| info.name.as_str()).collect();
+    let prefix = ["h", "t", "u", "v", "z"]
+        .into_iter()
+        .find(|p| !taken.iter().any(|n| n.starts_with(p) && n[p.len()..].chars().all(|c| c.is_ascii_digit())))
+        .unwrap_or("tmp_h");
+    named.iter().enumerate().map(|(i, &id)| (id, format!("{prefix}{}", i + 1))).collect()
 }
 
 struct Printer<'a> {
     g: &'a Graph,
+    names: &'a HashMap<Id, String>,
 }
 
 /// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
@@ -55,7 +101,9 @@ impl Printer<'_> {
 
     /// Prints `id` where a form at least as tight as `min` is needed.
     fn at(&self, id: Id, min: Prec, out: &mut String) {
-        if self.prec(id) < min {
+        if let Some(name) = self.names.get(&id) {
+            out.push_str(name);
+        } else if self.prec(id) < min {
             out.push('(');
             self.form(id, out);
             out.push(')');
@@ -72,6 +120,10 @@ impl Printer<'_> {
             _ => vec![id],
         };
         for x in factors {
+            if self.names.contains_key(&x) {
+                f.num.push(x);
+                continue;
+            }
             if let Some(v) = g.as_num(x) {
                 f.coef *= v;
                 continue;
@@ -204,6 +256,9 @@ impl Printer<'_> {
     }
 
     fn is_negative(&self, t: Id) -> bool {
+        if self.names.contains_key(&t) {
+            return false;
+        }
         match self.g.node(t) {
             Node::Num(n) => n.get() < 0.0,
             Node::Mul(_) => self.fraction(t).negative,
@@ -273,7 +328,7 @@ impl Printer<'_> {
         let g = self.g;
         let (den, num): (Vec<Id>, Vec<Id>) = factors
             .iter()
-            .partition(|&&x| matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));
+            .partition(|&&x| !self.names.contains_key(&x) && matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));
         if num.is_empty() {
             out.push('1');
         }

@@ -1,0 +1,108 @@
+//! Data-driven tests: every file in `tests/inputs/{ok,err}/` is a command (line 1) and an
+//! expression (line 2); its output is an insta snapshot in `snapshots/`, and every
+//! derivative it shows is also checked against finite differences.
+
+use std::io::Cursor;
+
+/// Runs jacob in-process on `args`; returns (exit code, stdout, stderr).
+fn jacob(args: &[&str]) -> (i32, String, String) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let argv = std::iter::once("jacob").chain(args.iter().copied());
+    let code = jacob::run(argv, &mut Cursor::new(Vec::new()), &mut out, &mut err);
+    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+}
+
+/// Splits a case file into its arguments (with the expression in second place).
+fn case(text: &str) -> Vec<String> {
+    let mut lines = text.lines();
+    let command = lines.next().unwrap_or_default();
+    let expr = lines.next().unwrap_or_default().to_string();
+    let mut words = command.split_whitespace().map(String::from);
+    let mut args: Vec<String> = words.next().into_iter().collect();
+    args.push(expr);
+    args.extend(words);
+    args
+}
+
+fn value_of(args: &[String], flag: &str) -> Option<String> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
+}
+
+/// The flags that describe the symbols (declarations, layout), to pass on to `check`.
+fn declarations(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 2;
+    while i + 1 < args.len() {
+        if ["--scalar", "--vector", "--matrix", "--symmetric", "--dim"].contains(&args[i].as_str()) {
+            out.push(args[i].clone());
+            out.push(args[i + 1].clone());
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A derivative printed by jacob must agree with finite differences.
+fn assert_numerically_right(args: &[String], printed: &str) {
+    let (command, expr) = (args[0].as_str(), args[1].as_str());
+    let Some(wrt) = value_of(args, "--wrt") else { return };
+    let decls = declarations(args);
+    let layout = value_of(args, "--layout").unwrap_or_else(|| "mixed".into());
+    let claim = printed.trim();
+    // A Hessian is the Jacobian of the gradient: check it as that.
+    let (of, layout) = if command == "hess" {
+        let mut grad_args: Vec<&str> = vec!["diff", expr, "--wrt", &wrt];
+        grad_args.extend(decls.iter().map(String::as_str));
+        let (code, grad, err) = jacob(&grad_args);
+        assert_eq!(code, 0, "gradient of {expr}: {err}");
+        (grad.trim().to_string(), "mixed".to_string())
+    } else {
+        (expr.to_string(), layout)
+    };
+    let mut check: Vec<&str> = vec!["check", &of, "--wrt", &wrt, "--claim", claim, "--layout", &layout];
+    check.extend(decls.iter().map(String::as_str));
+    let (code, out, err) = jacob(&check);
+    assert_eq!(code, 0, "{command} {expr} --wrt {wrt} printed {claim}, which finite differences reject:\n{out}{err}");
+}
+
+#[test]
+fn ok_cases() {
+    insta::glob!("inputs/ok/*.txt", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let args = case(&text);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = jacob(&argv);
+        assert_eq!(code, 0, "{text}: {err}");
+        if matches!(args[0].as_str(), "diff" | "hess") {
+            assert_numerically_right(&args, &out);
+        }
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(format!("$ jacob {}\n{out}{err}", shell_words(&args)));
+        });
+    });
+}
+
+#[test]
+fn err_cases() {
+    insta::glob!("inputs/err/*.txt", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let args = case(&text);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = jacob(&argv);
+        assert_eq!(code, 2, "{text}: expected exit 2, got {code}: {out}{err}");
+        assert!(out.is_empty(), "{text}: an error prints nothing on stdout: {out}");
+        assert!(err.starts_with("error: "), "{text}: {err}");
+        assert!(!err.contains("panicked"), "{text}: {err}");
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false, omit_expression => true}, {
+            insta::assert_snapshot!(format!("$ jacob {}\n{err}", shell_words(&args)));
+        });
+    });
+}
+
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,".contains(c)) { a.clone() } else { format!("\"{a}\"") })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
