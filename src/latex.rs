@@ -1,6 +1,713 @@
-//! LaTeX printer (being written).
-use crate::graph::{Graph, Id};
-/// LaTeX for an expression.
+//! The LaTeX printer: math-mode LaTeX that compiles inside `$…$` with amsmath and
+//! renders in KaTeX. A pure function of the graph, shaped like the text printer
+//! ([`crate::print`]): the same precedence levels, the same minimal parentheses.
+
+use crate::graph::{Func, Graph, Id, Kind, Node};
+use crate::print::{Prec, format_num};
+
+/// Prints an expression as LaTeX math: bold vectors and matrices (`\mathbf{x}`),
+/// `^\top` for transpose, `\odot` for `.*`, `\frac{…}{…}` for division by scalars.
 pub fn latex(g: &Graph, id: Id) -> String {
-    crate::print::text(g, id)
+    let mut out = String::new();
+    let printer = Printer {
+        g,
+        // A scalar named `sigma` prints as `\sigma`; then sigmoid spells its name out.
+        sigmoid: if g.lookup("sigma").is_some() {
+            r"\operatorname{sigmoid}"
+        } else {
+            r"\sigma"
+        },
+    };
+    printer.at(id, Prec::Add, &mut out);
+    out
+}
+
+/// Lowercase Greek letters with a LaTeX command of the same name (omicron has none).
+const GREEK: [&str; 23] = [
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+    "omega",
+];
+
+/// Uppercase Greek letters that LaTeX has commands for (the others look Latin).
+const GREEK_UPPER: [&str; 11] = [
+    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega",
+];
+
+fn greek(name: &str) -> Option<String> {
+    (GREEK.contains(&name) || GREEK_UPPER.contains(&name)).then(|| format!("\\{name}"))
+}
+
+/// The LaTeX of a symbol's name: `W1` and `W_1` → `\mathbf{W}_{1}`, `y_hat` →
+/// `\mathbf{y}_{\mathrm{hat}}`, `lambda` → `\lambda`, `theta` as a vector →
+/// `\boldsymbol{\theta}`.
+fn symbol_name(name: &str, kind: Kind) -> String {
+    let mut parts = name.split('_').filter(|p| !p.is_empty());
+    let head = parts.next().unwrap_or(name);
+    let mut subs: Vec<&str> = Vec::new();
+    // Trailing digits of the head are a subscript: `W12` → W_{12}.
+    let letters = head.trim_end_matches(|c: char| c.is_ascii_digit());
+    let base = if !letters.is_empty() && letters.len() < head.len() {
+        subs.push(&head[letters.len()..]);
+        letters
+    } else {
+        head
+    };
+    subs.extend(parts);
+    let bold = kind != Kind::Scalar;
+    let mut out = match (greek(base), bold) {
+        (Some(cmd), true) => format!("\\boldsymbol{{{cmd}}}"),
+        (Some(cmd), false) => cmd,
+        (None, true) => format!("\\mathbf{{{base}}}"),
+        (None, false) if base.chars().count() == 1 => base.to_string(),
+        (None, false) => format!("\\mathit{{{base}}}"),
+    };
+    if !subs.is_empty() {
+        let subs: Vec<String> = subs.iter().map(|s| subscript_part(s)).collect();
+        out.push_str("_{");
+        out.push_str(&subs.join(","));
+        out.push('}');
+    }
+    out
+}
+
+/// One part of a subscript: digits and single letters as they are, Greek names as
+/// letters, words upright.
+fn subscript_part(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_digit()) || s.chars().count() == 1 {
+        s.to_string()
+    } else if let Some(cmd) = greek(s) {
+        cmd
+    } else {
+        format!("\\mathrm{{{s}}}")
+    }
+}
+
+/// A number in LaTeX: `2`, `0.5`, `10^{-7}`, `1.5 \times 10^{20}`.
+fn number(v: f64) -> String {
+    let s = format_num(v);
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let e = e.trim_start_matches('+');
+            match m {
+                "1" => format!("10^{{{e}}}"),
+                "-1" => format!("-10^{{{e}}}"),
+                _ => format!("{m} \\times 10^{{{e}}}"),
+            }
+        }
+        None => s,
+    }
+}
+
+/// The binding strength of a number as printed.
+fn number_prec(v: f64) -> Prec {
+    let s = format_num(v);
+    if s.contains('e') && !s.starts_with("1e") && !s.starts_with("-1e") {
+        Prec::Mul
+    } else if v < 0.0 {
+        Prec::Neg
+    } else if s.contains('e') {
+        Prec::Pow
+    } else {
+        Prec::Atom
+    }
+}
+
+struct Printer<'a> {
+    g: &'a Graph,
+    sigmoid: &'static str,
+}
+
+/// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
+struct Fraction {
+    negative: bool,
+    coef: f64,
+    num: Vec<Id>,
+    den: Vec<(Id, f64)>,
+}
+
+impl Fraction {
+    /// The whole number k when the coefficient is 1/k and reads better as a division.
+    fn divisor(&self) -> Option<f64> {
+        let k = 1.0 / self.coef;
+        (self.coef != 1.0 && k.fract() == 0.0 && k < 1e6 && !self.num.is_empty()).then_some(k)
+    }
+
+    /// True when the product prints as one `\frac{…}{…}`.
+    fn is_frac(&self) -> bool {
+        !self.den.is_empty() || self.divisor().is_some()
+    }
+}
+
+impl Printer<'_> {
+    /// Prints `id` where a form at least as tight as `min` is needed.
+    fn at(&self, id: Id, min: Prec, out: &mut String) {
+        if self.prec(id) < min {
+            out.push_str(r"\left(");
+            self.form(id, out);
+            out.push_str(r"\right)");
+        } else {
+            self.form(id, out);
+        }
+    }
+
+    /// Prints `id` as the base of a superscript `sup`: parenthesized when loose,
+    /// braced when it already carries a script or ends in a call's parenthesis.
+    fn sup(&self, id: Id, sup: &str, out: &mut String) {
+        if self.prec(id) < Prec::Postfix {
+            self.at(id, Prec::Postfix, out);
+        } else if self.braced_base(id) {
+            out.push('{');
+            self.form(id, out);
+            out.push('}');
+        } else {
+            self.form(id, out);
+        }
+        if sup == r"\top" {
+            out.push('^');
+            out.push_str(sup);
+        } else {
+            out.push_str("^{");
+            out.push_str(sup);
+            out.push('}');
+        }
+    }
+
+    /// True when a superscript cannot attach to the printed form directly.
+    fn braced_base(&self, id: Id) -> bool {
+        let g = self.g;
+        match g.node(id) {
+            Node::Sym(s) => symbol_name(&g.symbol(*s).name, g.symbol(*s).kind).contains('_'),
+            Node::Call(Func::Norm2 | Func::Norm1 | Func::Abs, _) => false,
+            Node::Call(..) | Node::Transpose(_) | Node::Pow(_) | Node::EPow(_) => true,
+            Node::Num(n) => number(n.get()).contains('^'),
+            Node::Ones(..) | Node::Zero(..) => self.is_row(id),
+            _ => false,
+        }
+    }
+
+    fn fraction(&self, id: Id) -> Fraction {
+        let g = self.g;
+        let mut f = Fraction {
+            negative: false,
+            coef: 1.0,
+            num: Vec::new(),
+            den: Vec::new(),
+        };
+        let factors: Vec<Id> = match g.node(id) {
+            Node::Mul(fs) => fs.to_vec(),
+            _ => vec![id],
+        };
+        for x in factors {
+            if let Some(v) = g.as_num(x) {
+                f.coef *= v;
+                continue;
+            }
+            if let Node::Pow([b, p]) = g.node(x)
+                && let Some(e) = g.as_num(*p)
+                && e < 0.0
+            {
+                f.den.push((*b, -e));
+                continue;
+            }
+            f.num.push(x);
+        }
+        if f.coef < 0.0 {
+            f.negative = true;
+            f.coef = -f.coef;
+        }
+        f
+    }
+
+    fn is_row(&self, id: Id) -> bool {
+        self.g.dims.is_row(self.g.shape(id))
+    }
+
+    fn prec(&self, id: Id) -> Prec {
+        let g = self.g;
+        match g.node(id) {
+            Node::Ones(..) | Node::Zero(..) if self.is_row(id) => Prec::Postfix,
+            Node::Num(n) => number_prec(n.get()),
+            Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => Prec::Atom,
+            Node::Call(Func::Inv, _) => Prec::Postfix,
+            Node::Call(..) => Prec::Atom,
+            Node::Kron(_) => Prec::Mul,
+            Node::Add(_) => Prec::Add,
+            Node::Mul(_) => {
+                let f = self.fraction(id);
+                let plain = f.coef == 1.0 && f.den.is_empty() && f.num.len() == 1;
+                match (f.negative, plain, f.is_frac()) {
+                    (true, true, _) => Prec::Neg,
+                    (false, _, true) => Prec::Pow,
+                    _ => Prec::Mul,
+                }
+            }
+            Node::Had(_) => Prec::Mul,
+            Node::Pow([_, p]) if g.as_num(*p).is_some_and(|e| e < 0.0) => Prec::Pow,
+            Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0) => Prec::Mul,
+            Node::Pow(_) | Node::EPow(_) => Prec::Pow,
+            Node::Transpose(_) => Prec::Postfix,
+        }
+    }
+
+    fn form(&self, id: Id, out: &mut String) {
+        let g = self.g;
+        match g.node(id) {
+            Node::Num(n) => out.push_str(&number(n.get())),
+            Node::Sym(s) => out.push_str(&symbol_name(&g.symbol(*s).name, g.symbol(*s).kind)),
+            Node::Identity(_) => out.push_str(r"\mathbf{I}"),
+            // A row of ones or zeros is the transpose of a column: `\mathbf{1}^\top`.
+            Node::Ones(..) if self.is_row(id) => out.push_str(r"\mathbf{1}^\top"),
+            Node::Ones(..) => out.push_str(r"\mathbf{1}"),
+            Node::Zero(..) if g.is_scalar(id) => out.push('0'),
+            Node::Zero(..) if self.is_row(id) => out.push_str(r"\mathbf{0}^\top"),
+            Node::Zero(..) => out.push_str(r"\mathbf{0}"),
+            Node::Add(ts) => self.sum(ts, out),
+            Node::Mul(_) => self.product(id, out),
+            Node::Had(fs) => self.hadamard(fs, out),
+            Node::Pow([b, p]) => match g.as_num(*p) {
+                Some(e) if e < 0.0 => {
+                    out.push_str(r"\frac{1}{");
+                    self.power(*b, -e, Prec::Add, out);
+                    out.push('}');
+                }
+                _ => self.power_sym(*b, *p, out),
+            },
+            Node::EPow([u, p]) => {
+                if g.as_num(*p) == Some(-1.0) {
+                    out.push_str(r"1 \oslash ");
+                    self.at(*u, Prec::Pow, out);
+                } else {
+                    let mut e = String::from(r"\circ ");
+                    match g.as_num(*p) {
+                        Some(v) => e.push_str(&number(v)),
+                        None => self.at(*p, Prec::Pow, &mut e),
+                    }
+                    self.sup(*u, &e, out);
+                }
+            }
+            Node::Transpose(a) => match g.node(*a) {
+                // inv(A)' → A^{-\top}
+                Node::Call(Func::Inv, b) => self.sup(*b, r"-\top", out),
+                _ => self.sup(*a, r"\top", out),
+            },
+            Node::Call(f, u) => self.call(*f, *u, out),
+            Node::Kron([a, b]) => {
+                self.at(*a, Prec::Pow, out);
+                out.push_str(r" \otimes ");
+                self.at(*b, Prec::Pow, out);
+            }
+        }
+    }
+
+    fn call(&self, f: Func, u: Id, out: &mut String) {
+        let g = self.g;
+        let name = match f {
+            Func::Exp => r"\exp",
+            Func::Log => r"\log",
+            Func::Sin => r"\sin",
+            Func::Cos => r"\cos",
+            Func::Tan => r"\tan",
+            Func::Tanh => r"\tanh",
+            Func::Arcsin => r"\arcsin",
+            Func::Arccos => r"\arccos",
+            Func::Arctan => r"\arctan",
+            Func::Sigmoid => self.sigmoid,
+            Func::Relu => r"\operatorname{relu}",
+            Func::Step => r"\operatorname{step}",
+            Func::Sign => r"\operatorname{sign}",
+            Func::Softplus => r"\operatorname{softplus}",
+            Func::Softmax => r"\operatorname{softmax}",
+            Func::Logsumexp => r"\operatorname{logsumexp}",
+            Func::Sum => r"\operatorname{sum}",
+            Func::Tr => r"\operatorname{tr}",
+            Func::Det => r"\det",
+            Func::Logdet => r"\log\det",
+            Func::DiagMat | Func::DiagVec => r"\operatorname{diag}",
+            Func::Vec => r"\operatorname{vec}",
+            Func::Sqrt => {
+                out.push_str(r"\sqrt{");
+                self.at(u, Prec::Add, out);
+                out.push('}');
+                return;
+            }
+            Func::Abs => {
+                out.push_str(r"\left|");
+                self.at(u, Prec::Add, out);
+                out.push_str(r"\right|");
+                return;
+            }
+            Func::Norm2 | Func::Norm1 => {
+                out.push_str(r"\left\lVert ");
+                self.at(u, Prec::Add, out);
+                out.push_str(r" \right\rVert_");
+                out.push(if f == Func::Norm2 { '2' } else { '1' });
+                return;
+            }
+            Func::Inv => {
+                match g.node(u) {
+                    // inv(A') → A^{-\top}
+                    Node::Transpose(a) => self.sup(*a, r"-\top", out),
+                    _ => self.sup(u, "-1", out),
+                }
+                return;
+            }
+        };
+        out.push_str(name);
+        out.push_str(r"\left(");
+        self.at(u, Prec::Add, out);
+        out.push_str(r"\right)");
+    }
+
+    /// `b^{p}` for a scalar power; a norm takes the exponent beside its subscript.
+    fn power_sym(&self, b: Id, p: Id, out: &mut String) {
+        let g = self.g;
+        let mut e = String::new();
+        match g.as_num(p) {
+            Some(v) => e.push_str(&number(v)),
+            None => self.at(p, Prec::Add, &mut e),
+        }
+        if matches!(g.node(b), Node::Call(Func::Norm2 | Func::Norm1, _)) {
+            self.form(b, out);
+            out.push_str("^{");
+            out.push_str(&e);
+            out.push('}');
+        } else {
+            self.sup(b, &e, out);
+        }
+    }
+
+    /// `b^{e}`, or `b` at `min` when e is 1.
+    fn power(&self, b: Id, e: f64, min: Prec, out: &mut String) {
+        if e == 1.0 {
+            self.at(b, min, out);
+        } else {
+            let p = number(e);
+            if matches!(self.g.node(b), Node::Call(Func::Norm2 | Func::Norm1, _)) {
+                self.form(b, out);
+                out.push_str("^{");
+                out.push_str(&p);
+                out.push('}');
+            } else {
+                self.sup(b, &p, out);
+            }
+        }
+    }
+
+    fn sum(&self, terms: &[Id], out: &mut String) {
+        // Positive terms first, so that `-y + A*x` reads `A x - y`.
+        let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
+        for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
+            let negative = self.is_negative(t);
+            match (i, negative) {
+                (0, false) => {}
+                (0, true) => out.push('-'),
+                (_, false) => out.push_str(" + "),
+                (_, true) => out.push_str(" - "),
+            }
+            if negative {
+                self.magnitude(t, out);
+            } else {
+                self.at(t, Prec::Mul, out);
+            }
+        }
+    }
+
+    fn is_negative(&self, t: Id) -> bool {
+        match self.g.node(t) {
+            Node::Num(n) => n.get() < 0.0,
+            Node::Mul(_) => self.fraction(t).negative,
+            _ => false,
+        }
+    }
+
+    /// A negative term printed without its sign.
+    fn magnitude(&self, t: Id, out: &mut String) {
+        match self.g.node(t) {
+            Node::Num(n) => out.push_str(&number(-n.get())),
+            _ => {
+                let f = self.fraction(t);
+                self.fraction_body(&f, out);
+            }
+        }
+    }
+
+    fn product(&self, id: Id, out: &mut String) {
+        let f = self.fraction(id);
+        if f.negative {
+            out.push('-');
+        }
+        self.fraction_body(&f, out);
+    }
+
+    /// Coefficient, factors and divisors: `2 \mathbf{A} \mathbf{x}`,
+    /// `\frac{\mathbf{x}}{\left\lVert \mathbf{x} \right\rVert_2}`.
+    fn fraction_body(&self, f: &Fraction, out: &mut String) {
+        if !f.is_frac() {
+            let mut items = Vec::new();
+            if f.coef != 1.0 || f.num.is_empty() {
+                items.push(number(f.coef));
+            }
+            let lone = f.coef == 1.0 && f.num.len() == 1;
+            for &x in &f.num {
+                // `-\mathbf{u} \odot \mathbf{v}` is -(u ⊙ v) either way; a lone factor is never
+                // a product (products are flat), so only `-u` itself can need parentheses.
+                let min = if lone { Prec::Mul } else { Prec::Pow };
+                let mut s = String::new();
+                self.at(x, min, &mut s);
+                items.push(s);
+            }
+            juxtapose(&items, out);
+            return;
+        }
+        let divisor = f.divisor();
+        // Numerator.
+        let mut num = Vec::new();
+        if divisor.is_none() && f.coef != 1.0 || f.num.is_empty() {
+            num.push(number(if divisor.is_some() { 1.0 } else { f.coef }));
+        }
+        let lone = num.is_empty() && f.num.len() == 1;
+        for &x in &f.num {
+            let mut s = String::new();
+            self.at(x, if lone { Prec::Add } else { Prec::Pow }, &mut s);
+            num.push(s);
+        }
+        // Denominator.
+        let mut den = Vec::new();
+        if let Some(k) = divisor {
+            den.push(number(k));
+        }
+        let lone = den.is_empty() && f.den.len() == 1;
+        for &(b, e) in &f.den {
+            let mut s = String::new();
+            self.power(b, e, if lone { Prec::Add } else { Prec::Pow }, &mut s);
+            den.push(s);
+        }
+        out.push_str(r"\frac{");
+        juxtapose(&num, out);
+        out.push_str("}{");
+        juxtapose(&den, out);
+        out.push('}');
+    }
+
+    fn hadamard(&self, factors: &[Id], out: &mut String) {
+        let g = self.g;
+        let (den, num): (Vec<Id>, Vec<Id>) = factors
+            .iter()
+            .partition(|&&x| matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));
+        if num.is_empty() {
+            out.push('1');
+        }
+        for (i, &x) in num.iter().enumerate() {
+            if i > 0 {
+                out.push_str(r" \odot ");
+            }
+            self.at(x, Prec::Pow, out);
+        }
+        for &x in &den {
+            if let Node::EPow([u, _]) = g.node(x) {
+                out.push_str(r" \oslash ");
+                self.at(*u, Prec::Pow, out);
+            }
+        }
+    }
+}
+
+/// Factors side by side, with `\cdot` before one that starts with a digit.
+fn juxtapose(items: &[String], out: &mut String) {
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(if s.starts_with(|c: char| c.is_ascii_digit()) {
+                r" \cdot "
+            } else {
+                " "
+            });
+        }
+        out.push_str(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::{Dim, Shape};
+    use std::collections::HashMap;
+
+    /// Parses, simplifies and prints; `decls` declares kinds.
+    fn tex_with(text: &str, decls: &[(&str, Kind)]) -> String {
+        let mut g = Graph::new();
+        let decls: HashMap<String, Kind> = decls.iter().map(|(n, k)| (n.to_string(), *k)).collect();
+        let parsed = crate::parse::parse(text, &mut g, &decls).unwrap();
+        let s = g.simplify(parsed.root, false);
+        latex(&g, s)
+    }
+
+    fn tex(text: &str) -> String {
+        tex_with(text, &[])
+    }
+
+    #[test]
+    fn symbols() {
+        assert_eq!(tex("x"), r"\mathbf{x}");
+        assert_eq!(tex("W1"), r"\mathbf{W}_{1}");
+        assert_eq!(tex("W_1"), r"\mathbf{W}_{1}");
+        assert_eq!(tex("y_hat"), r"\mathbf{y}_{\mathrm{hat}}");
+        assert_eq!(tex("xy"), r"\mathbf{xy}");
+        assert_eq!(tex("lambda"), r"\lambda");
+        assert_eq!(
+            tex_with("theta", &[("theta", Kind::Vector)]),
+            r"\boldsymbol{\theta}"
+        );
+        assert_eq!(
+            tex_with("Sigma", &[("Sigma", Kind::Symmetric)]),
+            r"\boldsymbol{\Sigma}"
+        );
+        assert_eq!(tex_with("t", &[("t", Kind::Scalar)]), "t");
+        assert_eq!(tex_with("lr", &[("lr", Kind::Scalar)]), r"\mathit{lr}");
+    }
+
+    #[test]
+    fn constants() {
+        let mut g = Graph::new();
+        let n = g.dims.fresh();
+        let ones = g.intern(Node::Ones(n, Dim::One), Shape::new(n, Dim::One));
+        let zero_vec = g.intern(Node::Zero(n, Dim::One), Shape::new(n, Dim::One));
+        let eye = g.intern(Node::Identity(n), Shape::new(n, n));
+        assert_eq!(latex(&g, ones), r"\mathbf{1}");
+        assert_eq!(latex(&g, zero_vec), r"\mathbf{0}");
+        assert_eq!(latex(&g, eye), r"\mathbf{I}");
+        let row = g.intern(Node::Ones(Dim::One, n), Shape::new(Dim::One, n));
+        assert_eq!(latex(&g, row), r"\mathbf{1}^\top");
+        let zero = g.num(0.0);
+        assert_eq!(latex(&g, zero), "0");
+        let zero_scalar = g.intern(Node::Zero(Dim::One, Dim::One), Shape::SCALAR);
+        assert_eq!(latex(&g, zero_scalar), "0");
+        assert_eq!(number(1e-7), "10^{-7}");
+        assert_eq!(number(2.5e20), r"2.5 \times 10^{20}");
+    }
+
+    #[test]
+    fn products_and_transposes() {
+        assert_eq!(tex("A*x"), r"\mathbf{A} \mathbf{x}");
+        assert_eq!(tex("2*A*x"), r"2 \mathbf{A} \mathbf{x}");
+        assert_eq!(tex("W1'*x"), r"{\mathbf{W}_{1}}^\top \mathbf{x}");
+        assert_eq!(
+            tex("(A + B)*x"),
+            r"\left(\mathbf{A} + \mathbf{B}\right) \mathbf{x}"
+        );
+        assert_eq!(tex("(A + B)'"), r"\mathbf{A}^\top + \mathbf{B}^\top");
+    }
+
+    #[test]
+    fn sums_put_positive_terms_first() {
+        assert_eq!(tex("-y + A*x"), r"\mathbf{A} \mathbf{x} - \mathbf{y}");
+        assert_eq!(tex("-x"), r"-\mathbf{x}");
+    }
+
+    #[test]
+    fn divisions() {
+        assert_eq!(tex("x/2"), r"\frac{\mathbf{x}}{2}");
+        assert_eq!(tex("(A + A')/2"), r"\frac{\mathbf{A} + \mathbf{A}^\top}{2}");
+        assert_eq!(
+            tex("x/norm2(x)"),
+            r"\frac{\mathbf{x}}{\left\lVert \mathbf{x} \right\rVert_2}"
+        );
+        assert_eq!(
+            tex("-x/(lambda*norm2(x)^2)"),
+            r"-\frac{\mathbf{x}}{\lambda \left\lVert \mathbf{x} \right\rVert_2^{2}}"
+        );
+    }
+
+    #[test]
+    fn elementwise() {
+        assert_eq!(tex("x.*y"), r"\mathbf{x} \odot \mathbf{y}");
+        assert_eq!(tex("x./y"), r"\mathbf{x} \oslash \mathbf{y}");
+        assert_eq!(tex("x.^3"), r"\mathbf{x}^{\circ 3}");
+        assert_eq!(
+            tex("(A*x).^2"),
+            r"\left(\mathbf{A} \mathbf{x}\right)^{\circ 2}"
+        );
+        assert_eq!(
+            tex("norm2(x)^2"),
+            r"\left\lVert \mathbf{x} \right\rVert_2^{2}"
+        );
+        assert_eq!(tex("abs(x)"), r"\left|\mathbf{x}\right|");
+    }
+
+    #[test]
+    fn functions() {
+        assert_eq!(
+            tex("sigmoid(W1*x)"),
+            r"\sigma\left(\mathbf{W}_{1} \mathbf{x}\right)"
+        );
+        assert_eq!(
+            tex("relu(x)"),
+            r"\operatorname{relu}\left(\mathbf{x}\right)"
+        );
+        assert_eq!(tex("sqrt(x)"), r"\sqrt{\mathbf{x}}");
+        assert_eq!(
+            tex("tr(X*A)"),
+            r"\operatorname{tr}\left(\mathbf{X} \mathbf{A}\right)"
+        );
+        assert_eq!(
+            tex("log(tr(X))"),
+            r"\log\left(\operatorname{tr}\left(\mathbf{X}\right)\right)"
+        );
+        assert_eq!(tex("det(X)"), r"\det\left(\mathbf{X}\right)");
+        assert_eq!(tex("logdet(X)"), r"\log\det\left(\mathbf{X}\right)");
+        assert_eq!(tex("norm1(x)"), r"\left\lVert \mathbf{x} \right\rVert_1");
+        assert_eq!(
+            tex("diag(x)"),
+            r"\operatorname{diag}\left(\mathbf{x}\right)"
+        );
+    }
+
+    #[test]
+    fn inverses_and_kron() {
+        assert_eq!(tex("inv(A)"), r"\mathbf{A}^{-1}");
+        assert_eq!(tex("inv(A)'"), r"\mathbf{A}^{-\top}");
+        assert_eq!(
+            tex("inv(A + B)"),
+            r"\left(\mathbf{A} + \mathbf{B}\right)^{-1}"
+        );
+        assert_eq!(tex("inv(W1)"), r"{\mathbf{W}_{1}}^{-1}");
+        assert_eq!(tex("kron(A, B)"), r"\mathbf{A} \otimes \mathbf{B}");
+        assert_eq!(
+            tex("kron(A, B)*x"),
+            r"\left(\mathbf{A} \otimes \mathbf{B}\right) \mathbf{x}"
+        );
+    }
+
+    #[test]
+    fn sigma_scalar_keeps_sigmoid_apart() {
+        assert_eq!(
+            tex("sigma*sigmoid(x)"),
+            r"\sigma \operatorname{sigmoid}\left(\mathbf{x}\right)"
+        );
+    }
+
+    #[test]
+    fn transpose_of_a_product() {
+        let mut g = Graph::new();
+        let (a, x) = (g.declare("A", Kind::Matrix), g.declare("x", Kind::Vector));
+        let (an, xn) = (g.sym(a), g.sym(x));
+        let (sa, sx) = (g.shape(an), g.shape(xn));
+        assert!(g.dims.unify(sa.cols, sx.rows));
+        let ax = g.intern(Node::Mul(vec![an, xn].into()), Shape::new(sa.rows, sx.cols));
+        let t = g.intern(Node::Transpose(ax), Shape::new(sx.cols, sa.rows));
+        assert_eq!(latex(&g, t), r"\left(\mathbf{A} \mathbf{x}\right)^\top");
+    }
+
+    #[test]
+    fn built_with_the_graph_api() {
+        let mut g = Graph::new();
+        let x = g.declare("x", Kind::Vector);
+        let xn = g.sym(x);
+        let r = g.func(Func::Relu, xn);
+        let t = g.t(r);
+        assert_eq!(
+            latex(&g, t),
+            r"{\operatorname{relu}\left(\mathbf{x}\right)}^\top"
+        );
+    }
 }

@@ -1,0 +1,182 @@
+//! Renders jacob's `--format latex` output with KaTeX: every derivative of the public
+//! examples, and a list covering each function and operator of the language, must
+//! render without a KaTeX error.
+//!
+//! Needs `node` and `npm ci --prefix tests/katex`. Without them the test prints a note
+//! and passes, unless the environment variable `CI` is set: then it fails.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const EXAMPLES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/examples/derivatives.tsv"
+);
+const KATEX_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/katex");
+
+/// More expressions, as `command`, `expr`, `wrt` ("" for none), extra flags: together
+/// with the examples they cover every function and operator of the language.
+const EXTRA: &[(&str, &str, &str, &str)] = &[
+    ("diff", "exp(x).*log(x)", "x", ""),
+    ("diff", "sin(x) + cos(x) - tan(x)", "x", ""),
+    ("diff", "tanh(A*x)", "x", ""),
+    ("diff", "sqrt(x.*x + 1)", "x", ""),
+    ("diff", "abs(x)", "x", ""),
+    ("diff", "arcsin(x/2) + arccos(x/2) + arctan(x)", "x", ""),
+    ("diff", "sign(x).*x + step(x)", "x", ""),
+    ("diff", "softplus(W*x)", "W", ""),
+    ("diff", "A*X*b", "X", ""),
+    ("diff", "sum(softmax(x).*y)", "x", ""),
+    ("diff", "logsumexp(A*x)", "x", ""),
+    ("diff", "norm1(x) + norm2(x)", "x", ""),
+    ("diff", "tr(inv(X))", "X", ""),
+    ("diff", "det(X)", "X", ""),
+    ("diff", "logdet(X)", "X", ""),
+    ("diff", "diag(X)'*x", "X", ""),
+    ("diff", "x'*diag(y)*x", "y", ""),
+    ("diff", "vec(X)'*x", "x", ""),
+    ("diff", "kron(A, B)*x", "x", ""),
+    ("diff", "lambda*norm2(w)^2 + alpha*x'*w", "w", ""),
+    ("diff", "x.^3 ./ (1 + x.^2)", "x", ""),
+    ("diff", "(x'*A*x)^0.5", "x", ""),
+    ("diff", "c*x", "c", "--scalar c"),
+    ("diff", "exp(-t*x)", "t", "--scalar t"),
+    ("diff", "sum(relu(W2*h)) where h = relu(W1*x)", "W2", ""),
+    ("diff", "y_hat'*W_1*x", "x", ""),
+    ("diff", "x'*x/(1e-3 + x'*x)", "x", ""),
+    ("diff", "sigmoid(x)", "x", "--layout numerator"),
+    ("diff", "A*x", "x", "--layout denominator"),
+    ("diff", "ones'*x + 0*x'*x", "x", ""),
+    ("diff", "I*x - x", "x", ""),
+    ("diff", "theta'*x", "theta", "--vector theta"),
+    ("diff", "x'*S*x", "S", "--symmetric S"),
+    ("diff", "x'*inv(A)*x", "A", ""),
+    ("diff", "-x'*x", "x", ""),
+    ("diff", "sum(eye*x)", "x", ""),
+    ("diff", "sum(x.^lambda)", "lambda", ""),
+    ("diff", "sum(vector(2).*x) + matrix(3)*x", "x", ""),
+    ("diff", "sigma*sigmoid(x)", "x", ""),
+    ("hess", "sum(exp(x))", "x", ""),
+    ("hess", "log(1 + x'*x)", "x", ""),
+    ("hess", "norm2(A*x - b)^2", "x", ""),
+    ("hess", "sum(sigmoid(w).*y)", "w", ""),
+    ("simplify", "inv(A')*x - Y*x/.5 + 2.5E+4*z", "", ""),
+    ("simplify", "x'*A'*A*x", "", ""),
+    ("simplify", "(A + A')/2 - kron(B, C)", "", ""),
+    ("simplify", "diag(diag(X))*x", "", ""),
+];
+
+/// Runs jacob with `args` and returns its one line of LaTeX, failing on an error.
+fn jacob_latex(args: &[String]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_jacob"))
+        .args(args)
+        .output()
+        .expect("jacob runs");
+    assert!(
+        out.status.success(),
+        "jacob {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("jacob prints UTF-8");
+    let line = text.trim_end_matches('\n');
+    assert!(!line.is_empty(), "jacob {args:?} printed no LaTeX");
+    assert!(
+        !line.contains('\n'),
+        "jacob {args:?} printed more than one line: {line}"
+    );
+    assert!(!line.contains("NaN"), "jacob {args:?} printed NaN: {line}");
+    line.to_string()
+}
+
+/// The arguments of one run: options first, then `--` so that an expression that
+/// starts with `-` is not read as an option.
+fn args(command: &str, expr: &str, wrt: &str, flags: &[&str], layout: Option<&str>) -> Vec<String> {
+    let mut a = vec![command.to_string()];
+    if !wrt.is_empty() {
+        a.extend(["--wrt".to_string(), wrt.to_string()]);
+    }
+    a.extend(flags.iter().map(|f| f.to_string()));
+    if let Some(l) = layout {
+        a.extend(["--layout".to_string(), l.to_string()]);
+    }
+    a.extend(["--format", "latex", "--", expr].map(String::from));
+    a
+}
+
+/// Every run: each example row (its own command, and `simplify` of its expression),
+/// then the extra list.
+fn runs() -> Vec<Vec<String>> {
+    let table = std::fs::read_to_string(EXAMPLES).expect("the examples table is readable");
+    let mut runs = Vec::new();
+    for line in table.lines() {
+        if line.starts_with('#') || line.trim().is_empty() || line.starts_with("command\t") {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert!(cols.len() >= 5, "short row in {EXAMPLES}: {line}");
+        let (command, expr, wrt, flags, layout) = (cols[0], cols[1], cols[2], cols[3], cols[4]);
+        let flags: Vec<&str> = if flags == "-" {
+            Vec::new()
+        } else {
+            flags.split_whitespace().collect()
+        };
+        let layout = (layout != "-").then_some(layout);
+        runs.push(args(command, expr, wrt, &flags, layout));
+        runs.push(args("simplify", expr, "", &flags, None));
+    }
+    assert!(runs.len() >= 20, "too few examples in {EXAMPLES}");
+    for &(command, expr, wrt, flags) in EXTRA {
+        let flags: Vec<&str> = flags.split_whitespace().collect();
+        runs.push(args(command, expr, wrt, &flags, None));
+    }
+    runs
+}
+
+/// Why KaTeX cannot run here, if it cannot.
+fn katex_missing() -> Option<String> {
+    if !Path::new(KATEX_DIR).join("node_modules/katex").is_dir() {
+        return Some(format!(
+            "{KATEX_DIR}/node_modules is missing (run `npm ci --prefix tests/katex`)"
+        ));
+    }
+    match Command::new("node").arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("`node` is not on the PATH".to_string()),
+    }
+}
+
+#[test]
+fn latex_output_renders_in_katex() {
+    // Collect first, so that a failing jacob run shows even without node.
+    let lines: Vec<String> = runs().iter().map(|a| jacob_latex(a)).collect();
+    if let Some(why) = katex_missing() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but KaTeX cannot run: {why}");
+        }
+        eprintln!("note: skipping the KaTeX rendering check: {why}");
+        return;
+    }
+    let mut child = Command::new("node")
+        .arg(Path::new(KATEX_DIR).join("render.js"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let input = lines.join("\n") + "\n";
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("node reads the LaTeX");
+    let out = child.wait_with_output().expect("node finishes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "KaTeX failed to render:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), format!("ok {}", lines.len()));
+}
