@@ -1,8 +1,967 @@
-//! check (being written).
-use crate::cli::{CheckArgs, Config};
-use crate::error::Error;
-use crate::run::Answer;
+//! `jacob check`: compares a derivative (jacob's own, or the user's `--claim`) with
+//! central finite differences at seeded random points.
+//!
+//! Both sides are brought to the numerator Jacobian ∂vec(f)/∂vec(V), numel(f)×numel(V),
+//! column-major, so that one comparison serves every layout of SPEC §2.
+
+use crate::cli::{CheckArgs, Config, Format};
+use crate::diff::{self, Layout, Rank};
+use crate::error::{Error, ExprError, Span};
+use crate::eval::{self, Env, EvalError};
+use crate::graph::{Graph, Id, Kind, Symbol};
+use crate::numeric::{self, Draw};
+use crate::parse;
+use crate::print;
+use crate::run::{self, Answer};
+use crate::shape::{Dim, DimNames, Shape};
+use nalgebra::DMatrix;
+use serde_json::json;
+
+/// Failed draws of one point before switching to positive values (SPD matrices).
+const SWITCH_TO_POSITIVE: usize = 8;
+/// Failed draws of one point before giving up.
+const MAX_TRIES: usize = 50;
+/// Points closer than this to a kink (relu, abs, …) are re-drawn.
+const KINK_MARGIN: f64 = 1e-3;
+/// Absolute tolerance: the noise of central differences.
+const TOL_ABS: f64 = 1e-6;
+/// Above this many entries in the variable, compare along random directions.
+const MAX_ENTRIES_FD: usize = 60;
+/// How many random directions.
+const DIRECTIONS: usize = 8;
+/// The most points `--points` may ask for.
+const MAX_POINTS: usize = 1000;
+/// The most entries a symbol's random value may have.
+const MAX_SYMBOL_ENTRIES: usize = 1_000_000;
+/// The most entries of the Jacobian compared at a point.
+const MAX_JACOBIAN_ENTRIES: usize = 20_000_000;
+
 /// Checks a derivative.
-pub fn check(_a: &CheckArgs, _c: &Config, _t: &str) -> Result<Answer, Error> {
-    Err(Error::Unsupported("check".into()))
+pub fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error> {
+    if !(1..=MAX_POINTS).contains(&a.points) {
+        return Err(Error::Usage(format!(
+            "--points must be from 1 to {MAX_POINTS}"
+        )));
+    }
+    if !(a.tol.is_finite() && a.tol >= 0.0) {
+        return Err(Error::Usage(format!(
+            "--tol {} must be a number ≥ 0",
+            a.tol
+        )));
+    }
+    let mut g = Graph::new();
+    let parsed = run::parse_text(&mut g, config, text)?;
+    let mut answer = Answer::default();
+    let var = run::variable(&mut g, config, &parsed, text, &a.wrt, &mut answer.notes)?;
+    let f = g.simplify(parsed.root, false);
+    let layout: Layout = a.layout.into();
+    let own = diff::derivative(&mut g, f, var, layout);
+    let (d, expected, own_text) = match &a.claim {
+        None => {
+            let d = own.map_err(|e| Error::Unsupported(e.to_string()))?;
+            (d, g.shape(d), None)
+        }
+        Some(claim) => {
+            let own = own.map(|d| (g.shape(d), print::text(&g, d)));
+            let own_shape = own.as_ref().ok().map(|(s, _)| *s);
+            let (d, expected) = read_claim(&mut g, config, claim, f, var, layout, own_shape)
+                .map_err(|e| match (&own, e) {
+                    // jacob's own error says more than "no expected shape".
+                    (Err(de), ClaimError::NoShape) => Error::Unsupported(de.to_string()),
+                    (_, ClaimError::NoShape) => Error::Unsupported("this derivative".into()),
+                    (_, ClaimError::Input(e)) => e,
+                })?;
+            (d, expected, own.ok().map(|(_, t)| t))
+        }
+    };
+    let problem = Problem {
+        g: &g,
+        f,
+        d,
+        var,
+        expected,
+        layout,
+        f_scalar: g.rank(f) == Rank::Scalar,
+        v_scalar: g.symbol(var).kind == Kind::Scalar,
+        symmetric: g.symbol(var).kind == Kind::Symmetric,
+        tol: a.tol,
+    };
+    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let mut draw = Draw::Signed;
+    let mut results: Vec<PointResult> = Vec::with_capacity(a.points);
+    let mut last_error = String::new();
+    for _ in 0..a.points {
+        let mut failures = 0usize;
+        loop {
+            if failures >= MAX_TRIES {
+                return Err(Error::Usage(format!(
+                    "no valid point found after {MAX_TRIES} tries: {last_error}"
+                )));
+            }
+            if failures >= SWITCH_TO_POSITIVE {
+                draw = Draw::Positive;
+            }
+            let mut env = sample(&g, config, &mut rng, draw)?;
+            match problem.at(&mut env, &mut rng)? {
+                Outcome::Point(r) => {
+                    results.push(r);
+                    break;
+                }
+                Outcome::Redraw(why) => {
+                    failures += 1;
+                    last_error = why;
+                }
+            }
+        }
+    }
+    let agrees = results.iter().all(|r| r.agrees);
+    let checked = match &a.claim {
+        Some(c) => c.trim().to_string(),
+        None => print::text(&g, d),
+    };
+    if !agrees && a.claim.is_some() {
+        if problem.symmetric && results.iter().all(|r| r.sym_agrees) {
+            answer.notes.push(format!(
+                "the claim agrees once symmetrized, (G + G')/2: with respect to the symmetric matrix {}, jacob checks the symmetric gradient",
+                g.symbol(var).name
+            ));
+        }
+        if let Some(t) = &own_text {
+            answer.notes.push(format!("jacob's derivative is {t}"));
+        }
+    }
+    answer.disagrees = !agrees;
+    answer.out = match config.format {
+        Format::Json => {
+            let points: Vec<serde_json::Value> = results
+                .iter()
+                .map(|r| {
+                    let sizes: serde_json::Map<String, serde_json::Value> =
+                        r.sizes.iter().map(|(n, s)| (n.clone(), json!(s))).collect();
+                    let mut p = json!({
+                        "max_abs_error": finite_or_null(r.abs),
+                        "max_rel_error": finite_or_null(r.rel),
+                        "agrees": r.agrees,
+                        "sizes": sizes,
+                    });
+                    if let Some(e) = &r.error {
+                        p["error"] = json!(e);
+                    }
+                    p
+                })
+                .collect();
+            let j = json!({
+                "command": "check",
+                "input": text,
+                "wrt": a.wrt.trim(),
+                "layout": layout.name(),
+                "derivative": print::text(&g, d),
+                "claim": a.claim.as_deref().map(str::trim),
+                "jacob_derivative": own_text,
+                "agrees": agrees,
+                "points": points,
+            });
+            format!("{j}\n")
+        }
+        Format::Text | Format::Latex => {
+            let mut out = String::new();
+            for (i, r) in results.iter().enumerate() {
+                let sizes = if r.sizes.is_empty() {
+                    String::new()
+                } else {
+                    let list: Vec<String> =
+                        r.sizes.iter().map(|(n, s)| format!("{n}={s}")).collect();
+                    format!(" (sizes {})", list.join(", "))
+                };
+                match &r.error {
+                    Some(e) => out.push_str(&format!(
+                        "point {}: the derivative cannot be evaluated: {e}{sizes}\n",
+                        i + 1
+                    )),
+                    None => out.push_str(&format!(
+                        "point {}: max abs error {}, max rel error {}{sizes}{}\n",
+                        i + 1,
+                        fmt_err(r.abs),
+                        fmt_err(r.rel),
+                        if r.agrees { "" } else { " — differs" }
+                    )),
+                }
+            }
+            let n = results.len();
+            let plural = if n == 1 { "" } else { "s" };
+            if agrees {
+                out.push_str(&format!(
+                    "agrees: {checked} matches finite differences at {n} point{plural} ({} layout)\n",
+                    layout.name()
+                ));
+            } else {
+                let bad = results.iter().filter(|r| !r.agrees).count();
+                let worst = results
+                    .iter()
+                    .filter(|r| !r.agrees)
+                    .map(|r| r.abs)
+                    .fold(0.0f64, f64::max);
+                let worst = if worst.is_finite() {
+                    format!("worst abs error {}", fmt_err(worst))
+                } else {
+                    "the derivative cannot be evaluated where the expression can".into()
+                };
+                out.push_str(&format!(
+                    "disagrees: {checked} differs from finite differences at {bad} of {n} point{plural} ({worst}; {} layout)\n",
+                    layout.name()
+                ));
+            }
+            out
+        }
+    };
+    Ok(answer)
+}
+
+fn finite_or_null(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+/// `2.1e-10`, `0.82`, `0`.
+fn fmt_err(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if !v.is_finite() {
+        "∞".into()
+    } else if (1e-3..1e4).contains(&v) {
+        let s = format!("{v:.3}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+enum ClaimError {
+    /// The expected shape of the derivative is not known (unsupported combination).
+    NoShape,
+    /// The claim cannot be used.
+    Input(Error),
+}
+
+impl From<Error> for ClaimError {
+    fn from(e: Error) -> ClaimError {
+        ClaimError::Input(e)
+    }
+}
+
+/// Parses the claim into the expression's graph and fits its shape to the expected one.
+fn read_claim(
+    g: &mut Graph,
+    config: &Config,
+    claim: &str,
+    f: Id,
+    var: Symbol,
+    layout: Layout,
+    own_shape: Option<Shape>,
+) -> Result<(Id, Shape), ClaimError> {
+    // The expression's sizes, named as `jacob shape` names them, with any --dim size:
+    // the claim may not make two different sizes one (unless --dim makes them equal).
+    let mut names = DimNames::default();
+    let mut sizes = Env::default();
+    let _ = numeric::apply_dims(g, &mut sizes, &config.dims);
+    let mut dims: Vec<(Dim, String, Option<usize>)> = Vec::new();
+    for (_, info) in g.symbols() {
+        for d in [info.shape.rows, info.shape.cols] {
+            let d = g.dims.find(d);
+            if d != Dim::One && g.dims.factors(d).is_none() && !dims.iter().any(|(e, ..)| *e == d) {
+                dims.push((d, names.name(&g.dims, d), numeric::size_of(g, &sizes, d)));
+            }
+        }
+    }
+    let merged = |g: &Graph| -> Option<(String, String)> {
+        dims.iter().enumerate().find_map(|(i, (a, na, sa))| {
+            dims[i + 1..].iter().find_map(|(b, nb, sb)| {
+                let same = g.dims.find(*a) == g.dims.find(*b);
+                (same && !(sa.is_some() && sa == sb)).then(|| (na.clone(), nb.clone()))
+            })
+        })
+    };
+    let before = g.symbols().count();
+    let parsed = parse::parse(claim, g, &config.kinds).map_err(|e| Error::in_expr(e, claim))?;
+    if let Some((_, info)) = g.symbols().nth(before) {
+        let name = info.name.clone();
+        let message = format!("the claim uses `{name}`, which does not appear in the expression");
+        return Err(match find_word(claim, &name) {
+            Some(span) => Error::in_expr(ExprError::new(message, span), claim),
+            None => Error::Usage(message),
+        }
+        .into());
+    }
+    let expected = match own_shape {
+        Some(s) => s,
+        None => expected_shape(g, f, var, layout).ok_or(ClaimError::NoShape)?,
+    };
+    if let Some((a, b)) = merged(g) {
+        return Err(Error::Usage(format!(
+            "the claim needs the sizes {a} and {b} to be equal, but the expression does not make them so (fix both with --dim to check at such sizes)"
+        ))
+        .into());
+    }
+    let root = parsed.root;
+    let got = g.shape(root);
+    // `0` is a 1×1 zero that stands for a zero of any shape.
+    if g.is_zero(root) && g.dims.is_scalar(got) {
+        return Ok((root, expected));
+    }
+    let got_text = names.shape(&g.dims, got);
+    let expected_text = names.shape(&g.dims, expected);
+    let fits = g.dims.unify(got.rows, expected.rows) && g.dims.unify(got.cols, expected.cols);
+    if !fits || merged(g).is_some() {
+        let what = match g.rank(f) {
+            Rank::Scalar => "a scalar",
+            Rank::Vector => "a vector",
+            Rank::Matrix => "a matrix",
+        };
+        let info = g.symbol(var);
+        return Err(Error::Usage(format!(
+            "the claim is {got_text}, but the derivative of {what} by the {} {} ({} layout) is {expected_text}",
+            info.kind.word(),
+            info.name,
+            layout.name()
+        ))
+        .into());
+    }
+    Ok((root, expected))
+}
+
+/// The first place where `name` occurs as a whole word.
+fn find_word(text: &str, name: &str) -> Option<Span> {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name).find_map(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + name.len()..].chars().next();
+        (!before.is_some_and(is_word) && !after.is_some_and(is_word))
+            .then(|| Span::new(i, i + name.len()))
+    })
+}
+
+/// The shape of the derivative of `f` by `var` in `layout` (SPEC §2), or None where
+/// jacob has no layout for it (a matrix by a vector or matrix).
+fn expected_shape(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Option<Shape> {
+    let fs = g.shape(f);
+    let v = g.sym(var);
+    let vs = g.shape(v);
+    let numerator_or_mixed = |s: Shape| {
+        if layout == Layout::Denominator {
+            s.t()
+        } else {
+            s
+        }
+    };
+    Some(match (g.rank(f), g.rank(v)) {
+        (Rank::Scalar, Rank::Scalar) => Shape::SCALAR,
+        (Rank::Vector, Rank::Scalar) => numerator_or_mixed(fs),
+        (Rank::Matrix, Rank::Scalar) => fs,
+        (Rank::Scalar, _) => {
+            if layout == Layout::Numerator {
+                vs.t()
+            } else {
+                vs
+            }
+        }
+        (Rank::Vector, _) => {
+            let p = if g.dims.is_column(fs) {
+                fs.rows
+            } else {
+                fs.cols
+            };
+            let n = g.dims.product(vs.rows, vs.cols);
+            numerator_or_mixed(Shape::new(p, n))
+        }
+        (Rank::Matrix, _) => return None,
+    })
+}
+
+/// Sizes and random values for every symbol.
+fn sample(g: &Graph, config: &Config, rng: &mut fastrand::Rng, draw: Draw) -> Result<Env, Error> {
+    let mut env = Env::default();
+    numeric::apply_dims(g, &mut env, &config.dims)?;
+    numeric::choose_sizes(g, &mut env, rng);
+    let symbols: Vec<Symbol> = g.symbols().map(|(s, _)| s).collect();
+    for s in symbols {
+        if let Some((r, c)) = numeric::numeric_shape(g, &env, g.symbol(s).shape)
+            && r.saturating_mul(c) > MAX_SYMBOL_ENTRIES
+        {
+            return Err(Error::Usage(format!(
+                "`{}` would be {r}×{c}, too large for check (at most {MAX_SYMBOL_ENTRIES} entries): give smaller sizes with --dim",
+                g.symbol(s).name
+            )));
+        }
+        let v = numeric::random_value(g, &env, s, rng, draw)?;
+        env.values.insert(s, v);
+    }
+    Ok(env)
+}
+
+/// The sizes of the symbols' dimensions, named as `jacob shape` names them.
+fn sizes(g: &Graph, env: &Env) -> Vec<(String, usize)> {
+    let mut names = DimNames::default();
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for (_, info) in g.symbols() {
+        for d in [info.shape.rows, info.shape.cols] {
+            let d = g.dims.find(d);
+            if d == Dim::One || g.dims.factors(d).is_some() {
+                continue;
+            }
+            let name = names.name(&g.dims, d);
+            if let Some(n) = numeric::size_of(g, env, d)
+                && !out.iter().any(|(m, _)| *m == name)
+            {
+                out.push((name, n));
+            }
+        }
+    }
+    out
+}
+
+/// True for evaluation errors that a different point may avoid.
+fn redrawable(e: &EvalError) -> bool {
+    matches!(
+        e,
+        EvalError::Domain(_)
+            | EvalError::DivisionByZero
+            | EvalError::Singular
+            | EvalError::LogdetNotPositive
+            | EvalError::NotFinite(_)
+    )
+}
+
+/// What was found at one point.
+struct PointResult {
+    sizes: Vec<(String, usize)>,
+    abs: f64,
+    rel: f64,
+    agrees: bool,
+    /// The derivative could not be evaluated where the expression could.
+    error: Option<String>,
+    /// The symmetrized derivative agrees (for a symmetric variable).
+    sym_agrees: bool,
+}
+
+enum Outcome {
+    Point(PointResult),
+    Redraw(String),
+}
+
+/// Everything fixed across points.
+struct Problem<'a> {
+    g: &'a Graph,
+    f: Id,
+    d: Id,
+    var: Symbol,
+    /// The symbolic shape of the derivative in `layout`.
+    expected: Shape,
+    layout: Layout,
+    f_scalar: bool,
+    v_scalar: bool,
+    symmetric: bool,
+    tol: f64,
+}
+
+/// Evaluates one root; Ok(Err(message)) for a problem another point may avoid.
+fn eval_one(g: &Graph, root: Id, env: &Env) -> Result<Result<DMatrix<f64>, String>, Error> {
+    match eval::eval(g, &[root], env) {
+        Ok(mut v) => match v.pop() {
+            Some(m) if m.iter().all(|x| x.is_finite()) => Ok(Ok(m)),
+            Some(_) => Ok(Err("a value is not a finite number".into())),
+            None => Err(Error::Io("nothing was evaluated".into())),
+        },
+        Err(e) if redrawable(&e) => Ok(Err(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Problem<'_> {
+    /// Compares at the point `env`, or says why the point is unusable.
+    fn at(&self, env: &mut Env, rng: &mut fastrand::Rng) -> Result<Outcome, Error> {
+        let g = self.g;
+        let f0 = match eval_one(g, self.f, env)? {
+            Ok(v) => v,
+            Err(why) => return Ok(Outcome::Redraw(why)),
+        };
+        match eval::kink_distance(g, &[self.f], env) {
+            Ok(k) if k < KINK_MARGIN => {
+                return Ok(Outcome::Redraw(
+                    "the point is too close to a kink (relu, abs, sign, step or norm1)".into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if redrawable(&e) => return Ok(Outcome::Redraw(e.to_string())),
+            Err(e) => return Err(e.into()),
+        }
+        let v0 = env
+            .values
+            .get(&self.var)
+            .cloned()
+            .ok_or_else(|| Error::Io("the variable has no value".into()))?;
+        let (vr, vc) = v0.shape();
+        let nv = vr * vc;
+        let nf = f0.len();
+        if nf.saturating_mul(nv) > MAX_JACOBIAN_ENTRIES {
+            return Err(Error::Usage(format!(
+                "the Jacobian would be {nf}×{nv}, too large for check: give smaller sizes with --dim"
+            )));
+        }
+        let sizes = sizes(g, env);
+
+        // Directions: unit vectors of vec(V), or random unit directions when V is large.
+        let directions: Vec<DMatrix<f64>> = if nv <= MAX_ENTRIES_FD {
+            (0..nv)
+                .map(|k| {
+                    let (i, j) = (k % vr, k / vr);
+                    let mut e = DMatrix::zeros(vr, vc);
+                    e[(i, j)] = 1.0;
+                    if self.symmetric && i != j {
+                        e[(j, i)] = 1.0;
+                    }
+                    e
+                })
+                .collect()
+        } else {
+            (0..DIRECTIONS)
+                .map(|_| {
+                    let mut e = DMatrix::from_fn(vr, vc, |_, _| rng.f64() * 2.0 - 1.0);
+                    if self.symmetric && vr == vc {
+                        e = (&e + e.transpose()) * 0.5;
+                    }
+                    let norm = e.norm();
+                    if norm > 0.0 { e / norm } else { e }
+                })
+                .collect()
+        };
+        let unit = nv <= MAX_ENTRIES_FD;
+        let scale = v0.amax().max(1.0);
+        let mut jn = DMatrix::zeros(nf, directions.len());
+        for (k, e) in directions.iter().enumerate() {
+            let h = if unit {
+                1e-6 * v0[k].abs().max(1.0)
+            } else {
+                1e-6 * scale
+            };
+            env.values.insert(self.var, &v0 + e * h);
+            let plus = eval_one(g, self.f, env)?;
+            env.values.insert(self.var, &v0 - e * h);
+            let minus = eval_one(g, self.f, env)?;
+            env.values.insert(self.var, v0.clone());
+            let (plus, minus) = match (plus, minus) {
+                (Ok(p), Ok(m)) if p.len() == nf && m.len() == nf => (p, m),
+                (Err(why), _) | (_, Err(why)) => {
+                    return Ok(Outcome::Redraw(format!("{why} (next to the point)")));
+                }
+                _ => {
+                    return Err(Error::Io(
+                        "the expression changed shape under a small change".into(),
+                    ));
+                }
+            };
+            let (i, j) = (k % vr, k / vr);
+            let half = if unit && self.symmetric && i != j {
+                0.5
+            } else {
+                1.0
+            };
+            for r in 0..nf {
+                jn[(r, k)] = (plus[r] - minus[r]) / (2.0 * h) * half;
+            }
+        }
+        if jn.iter().any(|x| !x.is_finite()) {
+            return Ok(Outcome::Redraw("the finite differences overflowed".into()));
+        }
+
+        let dv = match eval_one(g, self.d, env)? {
+            Ok(v) => v,
+            Err(why) => {
+                return Ok(Outcome::Point(PointResult {
+                    sizes,
+                    abs: f64::INFINITY,
+                    rel: f64::INFINITY,
+                    agrees: false,
+                    error: Some(why),
+                    sym_agrees: false,
+                }));
+            }
+        };
+        // With respect to a symmetric matrix only the symmetric part of a derivative is
+        // measurable. A gradient (scalar f) must be the symmetric one, as jacob prints it;
+        // a Jacobian (jacob's kron forms are not symmetrized) is compared on symmetric
+        // directions only, by averaging its columns for (i, j) and (j, i).
+        let square = self.symmetric && vr == vc && vr > 1;
+        let symmetrize_columns = |mut js: DMatrix<f64>| -> DMatrix<f64> {
+            if square && !self.f_scalar {
+                for j in 0..vc {
+                    for i in 0..j {
+                        let (a, b) = (i + j * vr, j + i * vr);
+                        let avg = (js.column(a) + js.column(b)) * 0.5;
+                        js.set_column(a, &avg);
+                        js.set_column(b, &avg);
+                    }
+                }
+            }
+            js
+        };
+        let project = |js: DMatrix<f64>| -> DMatrix<f64> {
+            if unit {
+                symmetrize_columns(js)
+            } else {
+                let mut out = DMatrix::zeros(nf, directions.len());
+                for (k, e) in directions.iter().enumerate() {
+                    let col = &js * DMatrix::from_column_slice(nv, 1, e.as_slice());
+                    out.set_column(k, &col.column(0));
+                }
+                out
+            }
+        };
+        let js = project(self.numerator_jacobian(env, dv.clone(), nf, nv)?);
+        let size = jn.amax();
+        let error = |js: &DMatrix<f64>| {
+            let e = (js - &jn).amax();
+            if e.is_finite() { e } else { f64::INFINITY }
+        };
+        let bound = TOL_ABS + self.tol * size;
+        let gradient_is_square =
+            square && self.f_scalar && dv.nrows() == dv.ncols() && dv.nrows() > 1;
+        let mut abs = error(&js);
+        let sym_agrees = if gradient_is_square {
+            let sym = (&dv + dv.transpose()) * 0.5;
+            let sym_abs = error(&project(self.numerator_jacobian(env, sym, nf, nv)?));
+            if !unit {
+                // Random symmetric directions cannot see an antisymmetric part: measure
+                // it directly, as the entrywise comparison would.
+                abs = abs.max((&dv - dv.transpose()).amax() * 0.5);
+            }
+            sym_abs <= bound
+        } else {
+            abs <= bound
+        };
+        let agrees = abs <= bound;
+        Ok(Outcome::Point(PointResult {
+            sizes,
+            abs,
+            rel: abs / size.max(1e-12),
+            agrees,
+            error: None,
+            sym_agrees,
+        }))
+    }
+
+    /// The derivative's value as the numerator Jacobian ∂vec(f)/∂vec(V), nf×nv.
+    fn numerator_jacobian(
+        &self,
+        env: &Env,
+        dv: DMatrix<f64>,
+        nf: usize,
+        nv: usize,
+    ) -> Result<DMatrix<f64>, Error> {
+        let g = self.g;
+        let (er, ec) = numeric::numeric_shape(g, env, self.expected).ok_or_else(|| {
+            Error::Usage("the size of the derivative is not known: give sizes with --dim".into())
+        })?;
+        let dv = if dv.shape() == (1, 1) && (er, ec) != (1, 1) {
+            DMatrix::from_element(er, ec, dv[(0, 0)])
+        } else {
+            dv
+        };
+        if dv.shape() != (er, ec) {
+            return Err(Error::Unsupported(format!(
+                "the derivative evaluates to a {}×{} matrix, but a {er}×{ec} one was expected",
+                dv.nrows(),
+                dv.ncols()
+            )));
+        }
+        let js = if self.f_scalar || self.v_scalar {
+            let m = if self.f_scalar && !self.v_scalar && self.layout == Layout::Numerator {
+                dv.transpose()
+            } else {
+                dv
+            };
+            if m.len() != nf * nv {
+                None
+            } else {
+                Some(DMatrix::from_column_slice(nf, nv, m.as_slice()))
+            }
+        } else {
+            let m = if self.layout == Layout::Denominator {
+                dv.transpose()
+            } else {
+                dv
+            };
+            (m.shape() == (nf, nv)).then_some(m)
+        };
+        js.ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the derivative evaluates to {er}×{ec} entries, which do not form the {nf}×{nv} Jacobian"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{CommonArgs, LayoutArg};
+
+    fn args(expr: &str, wrt: &str) -> CheckArgs {
+        CheckArgs {
+            common: CommonArgs {
+                expr: expr.into(),
+                scalar: vec![],
+                vector: vec![],
+                matrix: vec![],
+                symmetric: vec![],
+                dim: vec![],
+                format: Format::Text,
+                seed: 1,
+            },
+            wrt: wrt.into(),
+            layout: LayoutArg::Mixed,
+            claim: None,
+            points: 3,
+            tol: 1e-5,
+        }
+    }
+
+    fn go(a: &CheckArgs) -> Result<Answer, Error> {
+        let config = Config::from_args(&a.common)?;
+        check(a, &config, &a.common.expr)
+    }
+
+    fn agrees(a: &CheckArgs) -> Answer {
+        let ans = go(a).unwrap_or_else(|e| panic!("{}: {e}", a.common.expr));
+        assert!(!ans.disagrees, "{}:\n{}", a.common.expr, ans.out);
+        let last = ans.out.lines().last().unwrap_or_default();
+        assert!(last.starts_with("agrees: "), "{}", ans.out);
+        assert!(!ans.out.contains("NaN"), "{}", ans.out);
+        ans
+    }
+
+    fn own(expr: &str, wrt: &str) -> Answer {
+        agrees(&args(expr, wrt))
+    }
+
+    fn claim(expr: &str, wrt: &str, c: &str) -> CheckArgs {
+        let mut a = args(expr, wrt);
+        a.claim = Some(c.into());
+        a
+    }
+
+    fn disagrees(a: &CheckArgs) -> Answer {
+        let ans = go(a).unwrap_or_else(|e| panic!("{}: {e}", a.common.expr));
+        assert!(ans.disagrees, "{}:\n{}", a.common.expr, ans.out);
+        let last = ans.out.lines().last().unwrap_or_default();
+        assert!(last.starts_with("disagrees: "), "{}", ans.out);
+        ans
+    }
+
+    #[test]
+    fn check_own_derivatives() {
+        for (e, v) in [
+            ("A*x", "x"),
+            ("x'*A*x", "x"),
+            ("norm2(A*x - y)^2", "x"),
+            ("a'*X*b", "X"),
+            ("tr(X*A)", "X"),
+            ("log(det(X))", "X"),
+            ("softmax(x)", "x"),
+            ("relu(B*x)", "x"),
+            ("log(x)", "x"),
+            ("sum(log(x))", "x"),
+            ("sigmoid(W*x)", "x"),
+            ("logsumexp(A*x)", "x"),
+            ("inv(X)*b", "b"),
+        ] {
+            own(e, v);
+        }
+    }
+
+    #[test]
+    fn check_sizes_are_distinct_and_named() {
+        let ans = own("A*x", "x");
+        let first = ans.out.lines().next().unwrap_or_default();
+        assert!(first.starts_with("point 1: max abs error "), "{first}");
+        assert!(first.contains("(sizes n="), "{first}");
+        assert!(first.contains(", m="), "{first}");
+    }
+
+    #[test]
+    fn check_symmetric_layouts_and_scalars() {
+        let mut a = args("x'*A*x", "x");
+        a.common.symmetric = vec!["A".into()];
+        agrees(&a);
+        let mut a = args("x'*A*x", "x");
+        a.layout = LayoutArg::Numerator;
+        agrees(&a);
+        let mut a = args("x'*A*x", "x");
+        a.layout = LayoutArg::Denominator;
+        agrees(&a);
+        let mut a = args("a'*X*b", "X");
+        a.layout = LayoutArg::Numerator;
+        agrees(&a);
+        let mut a = args("exp(t*x)", "t");
+        a.common.scalar = vec!["t".into()];
+        agrees(&a);
+        let mut a = args("exp(t*X)", "t");
+        a.common.scalar = vec!["t".into()];
+        agrees(&a);
+        let mut a = args("x'*S*x + tr(S*A)", "S");
+        a.common.symmetric = vec!["S".into()];
+        agrees(&a);
+        let mut a = args("S*a", "S");
+        a.common.symmetric = vec!["S".into()];
+        agrees(&a);
+        a.common.dim = vec!["S=9x9".into()];
+        agrees(&a);
+        let mut a = claim("a'*S*b", "S", "a*b'");
+        a.common.symmetric = vec!["S".into()];
+        let ans = disagrees(&a);
+        assert!(
+            ans.notes.iter().any(|n| n.contains("symmetrized")),
+            "{:?}",
+            ans.notes
+        );
+        a.common.dim = vec!["S=9x9".into()];
+        disagrees(&a);
+        a.claim = Some("(a*b' + b*a')/2".into());
+        agrees(&a);
+        let mut a = args("A*x", "x");
+        a.layout = LayoutArg::Denominator;
+        agrees(&a);
+    }
+
+    #[test]
+    fn check_claims_accepted() {
+        agrees(&claim("norm2(A*x - y)^2", "x", "2*A'*(A*x - y)"));
+        agrees(&claim("x'*A*x", "x", "(A + A')*x"));
+        agrees(&claim("a'*X*b", "X", "a*b'"));
+        agrees(&claim("x'*x", "y", "0"));
+        let mut a = claim("x'*A*x", "x", "2*A*x");
+        a.common.symmetric = vec!["A".into()];
+        agrees(&a);
+        let mut a = claim("x'*A*x", "x", "x'*(A + A')");
+        a.layout = LayoutArg::Numerator;
+        agrees(&a);
+    }
+
+    #[test]
+    fn check_claims_rejected() {
+        let ans = disagrees(&claim("x'*A*x", "x", "2*A*x"));
+        assert!(
+            ans.notes
+                .iter()
+                .any(|n| n.starts_with("jacob's derivative is ")),
+            "{:?}",
+            ans.notes
+        );
+        // `b*a'` has the transposed shape; with a square X the shapes fit and the
+        // numbers must catch the mistake.
+        let mut a = claim("a'*X*b", "X", "b*a'");
+        a.common.dim = vec!["X=4x4".into()];
+        disagrees(&a);
+        disagrees(&claim("norm2(A*x - y)^2", "x", "-2*A'*(A*x - y)"));
+        disagrees(&claim("norm2(A*x - y)^2", "x", "A'*(A*x - y)"));
+        let mut a = claim("A*x", "x", "A'");
+        a.common.dim = vec!["A=4x4".into()];
+        disagrees(&a);
+    }
+
+    #[test]
+    fn check_wrong_shape_is_an_input_error() {
+        let e = go(&claim("a'*X*b", "X", "b*a'"))
+            .err()
+            .map(|e| (e.exit_code(), e.to_string()));
+        let (code, msg) = e.unwrap_or_default();
+        assert_eq!(code, 2);
+        assert!(
+            msg.contains("the claim is") && msg.contains("by the matrix X (mixed layout) is"),
+            "{msg}"
+        );
+        let e = go(&claim("x'*A*x", "x", "x'*(A + A')"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("the claim is 1×"), "{e}");
+        let e = go(&claim("x'*A*x", "x", "A*z"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("`z`"), "{e}");
+        let e = go(&claim("A*x", "x", "A'"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("the claim is m×n") && e.contains("is n×m"),
+            "{e}"
+        );
+        let e = go(&claim("a'*X*b", "X", "X + X'"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("to be equal"), "{e}");
+    }
+
+    #[test]
+    fn check_json_and_exit_codes() {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut stdin = std::io::Cursor::new(Vec::new());
+        let code = run::run(
+            [
+                "jacob", "check", "x'*A*x", "--wrt", "x", "--format", "json", "--points", "2",
+            ],
+            &mut stdin,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+        let j: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(j["agrees"], json!(true));
+        assert_eq!(j["layout"], json!("mixed"));
+        assert_eq!(j["points"].as_array().map(Vec::len), Some(2));
+        assert!(j["points"][0]["sizes"]["n"].is_u64(), "{j}");
+        assert!(j["claim"].is_null());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run::run(
+            ["jacob", "check", "x'*A*x", "--wrt", "x", "--claim", "2*A*x"],
+            &mut stdin,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 1);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run::run(
+            ["jacob", "check", "x'*A*x", "--wrt", "x", "--claim", "A"],
+            &mut stdin,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 2);
+    }
+
+    #[test]
+    fn check_no_valid_point() {
+        let e = go(&args("log(-exp(x))", "x"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("no valid point found"), "{e}");
+    }
+
+    #[test]
+    fn check_large_variable_uses_directions() {
+        let mut a = args("norm2(A*x - y)^2", "x");
+        a.common.dim = vec!["x=70".into()];
+        agrees(&a);
+        let mut a = claim("norm2(A*x - y)^2", "x", "A'*(A*x - y)");
+        a.common.dim = vec!["x=70".into()];
+        disagrees(&a);
+    }
 }

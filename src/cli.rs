@@ -60,6 +60,7 @@ pub enum LayoutArg {
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// The expression, or `-` to read one per line from standard input.
+    #[arg(allow_hyphen_values = true)]
     pub expr: String,
     /// Names that are scalars (comma-separated).
     #[arg(long, value_delimiter = ',')]
@@ -131,7 +132,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = LayoutArg::Mixed)]
     pub layout: LayoutArg,
     /// A derivative to check instead of jacob's own.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub claim: Option<String>,
     /// How many random points.
     #[arg(long, default_value_t = 3)]
@@ -179,7 +180,8 @@ impl Config {
                 check_name(name, flag)?;
                 let combined = match (kinds.get(name), kind) {
                     // `--matrix S --symmetric S` says the same thing twice.
-                    (Some(Kind::Matrix), Kind::Symmetric) | (Some(Kind::Symmetric), Kind::Matrix) => Some(Kind::Symmetric),
+                    (Some(Kind::Matrix), Kind::Symmetric)
+                    | (Some(Kind::Symmetric), Kind::Matrix) => Some(Kind::Symmetric),
                     (Some(&old), _) if old != kind => None,
                     _ => Some(kind),
                 };
@@ -196,7 +198,9 @@ impl Config {
         }
         for name in &a.symmetric {
             let name = name.trim();
-            if name.starts_with(|c: char| c.is_ascii_lowercase()) && !a.matrix.iter().any(|m| m.trim() == name) {
+            if name.starts_with(|c: char| c.is_ascii_lowercase())
+                && !a.matrix.iter().any(|m| m.trim() == name)
+            {
                 return Err(Error::Usage(format!(
                     "--symmetric `{name}`: a lowercase name is a vector, and only a square matrix can be symmetric (use an uppercase name, or add --matrix {name})"
                 )));
@@ -204,10 +208,13 @@ impl Config {
         }
         let mut dims = Vec::new();
         for d in &a.dim {
-            let (name, size) = d
-                .split_once('=')
-                .ok_or_else(|| Error::Usage(format!("--dim `{d}` should look like x=5 or A=5x3")))?;
-            let sizes: Result<Vec<usize>, _> = size.split(['x', 'X', '×']).map(|s| s.trim().parse::<usize>()).collect();
+            let (name, size) = d.split_once('=').ok_or_else(|| {
+                Error::Usage(format!("--dim `{d}` should look like x=5 or A=5x3"))
+            })?;
+            let sizes: Result<Vec<usize>, _> = size
+                .split(['x', 'X', '×'])
+                .map(|s| s.trim().parse::<usize>())
+                .collect();
             let sizes = sizes
                 .ok()
                 .filter(|s| (1..=2).contains(&s.len()) && s.iter().all(|&n| (1..=100_000).contains(&n)))
@@ -224,7 +231,8 @@ impl Config {
 }
 
 fn check_name(name: &str, flag: &str) -> Result<(), Error> {
-    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {

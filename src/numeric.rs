@@ -18,14 +18,16 @@ pub fn assign(g: &Graph, env: &mut Env, dim: Dim, n: usize, what: &str) -> Resul
         Some(k) if k != n => {
             let mut names = DimNames::default();
             let name = names.name(&g.dims, d);
-            Err(Error::Usage(format!("{what} gives the size {name} = {n}, but it is already {k}")))
+            Err(Error::Usage(format!(
+                "{what} gives the size {name} = {n}, but it is already {k}"
+            )))
         }
         Some(_) => Ok(()),
         None => {
             if let Some((a, b)) = g.dims.factors(d)
                 && let (Some(x), None) | (None, Some(x)) = (size_of(g, env, a), size_of(g, env, b))
                 && x > 0
-                && n % x == 0
+                && n.is_multiple_of(x)
             {
                 let other = if size_of(g, env, a).is_some() { b } else { a };
                 env.sizes.insert(g.dims.find(other), n / x);
@@ -53,7 +55,9 @@ pub fn size_of(g: &Graph, env: &Env, dim: Dim) -> Option<usize> {
 pub fn apply_dims(g: &Graph, env: &mut Env, dims: &[(String, Vec<usize>)]) -> Result<(), Error> {
     for (name, sizes) in dims {
         let Some(sym) = g.lookup(name) else {
-            return Err(Error::Usage(format!("--dim names `{name}`, which does not appear in the expression")));
+            return Err(Error::Usage(format!(
+                "--dim names `{name}`, which does not appear in the expression"
+            )));
         };
         let shape = g.symbol(sym).shape;
         let (r, c) = match (g.symbol(sym).kind, sizes.as_slice()) {
@@ -64,7 +68,11 @@ pub fn apply_dims(g: &Graph, env: &mut Env, dims: &[(String, Vec<usize>)]) -> Re
             (kind, _) => {
                 return Err(Error::Usage(format!(
                     "--dim {name}={} does not fit a {}",
-                    sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("x"),
+                    sizes
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join("x"),
                     kind.word()
                 )));
             }
@@ -84,7 +92,11 @@ pub fn choose_sizes(g: &Graph, env: &mut Env, rng: &mut fastrand::Rng) {
     for (_, info) in g.symbols() {
         for d in [info.shape.rows, info.shape.cols] {
             let d = g.dims.find(d);
-            if d != Dim::One && size_of(g, env, d).is_none() && g.dims.factors(d).is_none() && !free.contains(&d) {
+            if d != Dim::One
+                && size_of(g, env, d).is_none()
+                && g.dims.factors(d).is_none()
+                && !free.contains(&d)
+            {
                 free.push(d);
             }
         }
@@ -108,10 +120,20 @@ pub enum Draw {
 }
 
 /// A random value for a symbol, with the sizes in `env`.
-pub fn random_value(g: &Graph, env: &Env, sym: Symbol, rng: &mut fastrand::Rng, draw: Draw) -> Result<DMatrix<f64>, Error> {
+pub fn random_value(
+    g: &Graph,
+    env: &Env,
+    sym: Symbol,
+    rng: &mut fastrand::Rng,
+    draw: Draw,
+) -> Result<DMatrix<f64>, Error> {
     let info = g.symbol(sym);
-    let (r, c) = numeric_shape(g, env, info.shape)
-        .ok_or_else(|| Error::Usage(format!("the size of `{}` is not known: give it with --dim", info.name)))?;
+    let (r, c) = numeric_shape(g, env, info.shape).ok_or_else(|| {
+        Error::Usage(format!(
+            "the size of `{}` is not known: give it with --dim",
+            info.name
+        ))
+    })?;
     let mut entry = || match draw {
         Draw::Signed => rng.f64() * 2.0 - 1.0,
         Draw::Positive => 0.5 + rng.f64(),
@@ -136,7 +158,9 @@ pub fn numeric_shape(g: &Graph, env: &Env, s: Shape) -> Option<(usize, usize)> {
 /// Records a user's value for a symbol, fixing the sizes it implies.
 pub fn set_value(g: &Graph, env: &mut Env, name: &str, value: DMatrix<f64>) -> Result<(), Error> {
     let Some(sym) = g.lookup(name) else {
-        return Err(Error::Usage(format!("--set names `{name}`, which does not appear in the expression")));
+        return Err(Error::Usage(format!(
+            "--set names `{name}`, which does not appear in the expression"
+        )));
     };
     let info = g.symbol(sym);
     let (r, c) = value.shape();
@@ -152,11 +176,17 @@ pub fn set_value(g: &Graph, env: &mut Env, name: &str, value: DMatrix<f64>) -> R
             info.kind.word()
         )));
     }
-    if info.kind == Kind::Symmetric && (&value - value.transpose()).amax() > 1e-9 * value.amax().max(1.0) {
-        return Err(Error::Usage(format!("--set {name}: the value is not symmetric, but `{name}` is declared --symmetric")));
+    if info.kind == Kind::Symmetric
+        && (&value - value.transpose()).amax() > 1e-9 * value.amax().max(1.0)
+    {
+        return Err(Error::Usage(format!(
+            "--set {name}: the value is not symmetric, but `{name}` is declared --symmetric"
+        )));
     }
-    if let (Some(er), Some(ec)) = (size_of(g, env, info.shape.rows), size_of(g, env, info.shape.cols))
-        && (er, ec) != (r, c)
+    if let (Some(er), Some(ec)) = (
+        size_of(g, env, info.shape.rows),
+        size_of(g, env, info.shape.cols),
+    ) && (er, ec) != (r, c)
     {
         return Err(Error::Usage(format!(
             "--set {name}: the value is {r}×{c}, but the other values make `{name}` {er}×{ec}"
@@ -190,5 +220,7 @@ pub fn format_value(m: &DMatrix<f64>) -> String {
 
 /// A value as a list of rows, for JSON.
 pub fn rows(m: &DMatrix<f64>) -> Vec<Vec<f64>> {
-    (0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m[(i, j)]).collect()).collect()
+    (0..m.nrows())
+        .map(|i| (0..m.ncols()).map(|j| m[(i, j)]).collect())
+        .collect()
 }

@@ -184,7 +184,11 @@ impl Graph {
             if c == 0.0 || !c.is_finite() && rest == unit {
                 continue;
             }
-            out.push(if rest == unit { self.num(c) } else { self.scale(c, rest) });
+            out.push(if rest == unit {
+                self.num(c)
+            } else {
+                self.scale(c, rest)
+            });
         }
         match out.len() {
             0 => self.zero(shape),
@@ -331,19 +335,16 @@ impl Graph {
                     break;
                 };
                 out.truncate(out.len() - 2);
-                match merged {
-                    Some(m) => {
-                        if let Node::Mul(_) = self.node(m) {
-                            // A merge may yield a coefficient; keep the chain flat.
-                            let p = self.parts(m);
-                            if p.coef == 1.0 && p.scalars.is_empty() {
-                                out.extend(p.chain);
-                                continue;
-                            }
+                if let Some(m) = merged {
+                    if let Node::Mul(_) = self.node(m) {
+                        // A merge may yield a coefficient; keep the chain flat.
+                        let p = self.parts(m);
+                        if p.coef == 1.0 && p.scalars.is_empty() {
+                            out.extend(p.chain);
+                            continue;
                         }
-                        out.push(m);
                     }
-                    None => {}
+                    out.push(m);
                 }
             }
         }
@@ -380,8 +381,12 @@ impl Graph {
             }
             (Node::Call(Func::Inv, m), _) if m == b => Some(None),
             (_, Node::Call(Func::Inv, m)) if m == a => Some(None),
-            (Node::Transpose(ia), Node::Transpose(m)) if matches!(self.node(ia), Node::Call(Func::Inv, x) if *x == m) => Some(None),
-            (Node::Transpose(m), Node::Transpose(ib)) if matches!(self.node(ib), Node::Call(Func::Inv, x) if *x == m) => Some(None),
+            (Node::Transpose(ia), Node::Transpose(m)) if matches!(self.node(ia), Node::Call(Func::Inv, x) if *x == m) => {
+                Some(None)
+            }
+            (Node::Transpose(m), Node::Transpose(ib)) if matches!(self.node(ib), Node::Call(Func::Inv, x) if *x == m) => {
+                Some(None)
+            }
             _ => None,
         }
     }
@@ -471,7 +476,8 @@ impl Graph {
             return None;
         }
         for (a, b) in [(items[0], items[1]), (items[1], items[0])] {
-            let (Node::Call(Func::Exp, u), Node::EPow([den, p])) = (self.node(a), self.node(b)) else {
+            let (Node::Call(Func::Exp, u), Node::EPow([den, p])) = (self.node(a), self.node(b))
+            else {
                 continue;
             };
             if self.as_num(*p) != Some(-1.0) {
@@ -508,14 +514,15 @@ impl Graph {
         let (bs, ps) = (self.as_num(s), self.as_num(p));
         if let (Some(b), Some(e)) = (bs, ps) {
             let v = b.powf(e);
-            let exact = e.fract() == 0.0 && (e >= 0.0 || (1.0 / v).fract() == 0.0 || format!("{v}").len() <= 8);
+            let exact = e.fract() == 0.0
+                && (e >= 0.0 || (1.0 / v).fract() == 0.0 || format!("{v}").len() <= 8);
             if v.is_finite() && exact {
                 return self.num(v);
             }
         }
         match ps {
-            Some(e) if e == 1.0 => return s,
-            Some(e) if e == 0.0 => return self.num(1.0),
+            Some(1.0) => return s,
+            Some(0.0) => return self.num(1.0),
             _ => {}
         }
         if bs == Some(1.0) {
@@ -537,8 +544,8 @@ impl Graph {
         }
         let shape = self.shape(u);
         match self.as_num(p) {
-            Some(e) if e == 1.0 => return u,
-            Some(e) if e == 0.0 => return self.ones(shape),
+            Some(1.0) => return u,
+            Some(0.0) => return self.ones(shape),
             _ => {}
         }
         match self.node(u).clone() {
@@ -614,7 +621,10 @@ impl Graph {
                 }
             }
             Node::Had(fs) => {
-                let transposed = fs.iter().filter(|&&f| matches!(self.node(f), Node::Transpose(_))).count();
+                let transposed = fs
+                    .iter()
+                    .filter(|&&f| matches!(self.node(f), Node::Transpose(_)))
+                    .count();
                 if 2 * transposed >= fs.len() {
                     let mut tt = Vec::with_capacity(fs.len());
                     for &x in fs.iter() {
@@ -655,7 +665,13 @@ impl Graph {
         let s = self.shape(u);
         match f {
             _ if f.is_elementwise() => s,
-            Func::Sum | Func::Norm2 | Func::Norm1 | Func::Logsumexp | Func::Tr | Func::Det | Func::Logdet => Shape::SCALAR,
+            Func::Sum
+            | Func::Norm2
+            | Func::Norm1
+            | Func::Logsumexp
+            | Func::Tr
+            | Func::Det
+            | Func::Logdet => Shape::SCALAR,
             Func::Softmax | Func::Inv => s,
             Func::DiagMat => Shape::new(s.rows, s.rows),
             Func::DiagVec => Shape::new(s.rows, Dim::One),
@@ -686,7 +702,27 @@ impl Graph {
                 _ => {}
             }
         }
-        if self.is_zero(u) && matches!(f, Relu | Step | Sign | Sin | Tan | Tanh | Sqrt | Abs | Arcsin | Arctan | Sum | Norm2 | Norm1 | Tr | DiagMat | DiagVec | Vec) {
+        if self.is_zero(u)
+            && matches!(
+                f,
+                Relu | Step
+                    | Sign
+                    | Sin
+                    | Tan
+                    | Tanh
+                    | Sqrt
+                    | Abs
+                    | Arcsin
+                    | Arctan
+                    | Sum
+                    | Norm2
+                    | Norm1
+                    | Tr
+                    | DiagMat
+                    | DiagVec
+                    | Vec
+            )
+        {
             return self.zero(shape);
         }
         match (f, &node) {
@@ -704,10 +740,14 @@ impl Graph {
                 }
             }
             (Inv, Node::Call(Inv, v)) => return *v,
-            (Inv, Node::Identity(_)) | (Relu, Node::Call(Relu, _)) | (Abs, Node::Call(Abs, _)) => return u,
+            (Inv, Node::Identity(_)) | (Relu, Node::Call(Relu, _)) | (Abs, Node::Call(Abs, _)) => {
+                return u;
+            }
             (Relu, Node::Call(Abs | Exp | Sigmoid | Softplus, _)) => return u,
             (Abs, Node::Call(Exp | Sigmoid | Softplus | Relu, _)) => return u,
-            (Det | Tr | Logdet | Sum | Norm2 | Norm1 | Logsumexp, Node::Transpose(v)) => return self.call(f, *v),
+            (Det | Tr | Logdet | Sum | Norm2 | Norm1 | Logsumexp, Node::Transpose(v)) => {
+                return self.call(f, *v);
+            }
             (Inv, Node::Transpose(v)) => {
                 let i = self.call(Inv, *v);
                 return self.t(i);
@@ -860,7 +900,21 @@ enum Side {
 /// Functions whose values at most numbers are best left unevaluated (`exp(1)`).
 fn is_transcendental(f: Func) -> bool {
     use Func::*;
-    matches!(f, Exp | Log | Sin | Cos | Tan | Tanh | Sqrt | Arcsin | Arccos | Arctan | Sigmoid | Softplus | Logdet)
+    matches!(
+        f,
+        Exp | Log
+            | Sin
+            | Cos
+            | Tan
+            | Tanh
+            | Sqrt
+            | Arcsin
+            | Arccos
+            | Arctan
+            | Sigmoid
+            | Softplus
+            | Logdet
+    )
 }
 
 /// The value of a function at a number, where it is a number.

@@ -10,7 +10,11 @@ fn jacob(args: &[&str]) -> (i32, String, String) {
     let mut err = Vec::new();
     let argv = std::iter::once("jacob").chain(args.iter().copied());
     let code = jacob::run(argv, &mut Cursor::new(Vec::new()), &mut out, &mut err);
-    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
 }
 
 /// Splits a case file into its arguments (with the expression in second place).
@@ -26,7 +30,9 @@ fn case(text: &str) -> Vec<String> {
 }
 
 fn value_of(args: &[String], flag: &str) -> Option<String> {
-    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 /// The flags that describe the symbols (declarations, layout), to pass on to `check`.
@@ -34,7 +40,8 @@ fn declarations(args: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     let mut i = 2;
     while i + 1 < args.len() {
-        if ["--scalar", "--vector", "--matrix", "--symmetric", "--dim"].contains(&args[i].as_str()) {
+        if ["--scalar", "--vector", "--matrix", "--symmetric", "--dim"].contains(&args[i].as_str())
+        {
             out.push(args[i].clone());
             out.push(args[i + 1].clone());
         }
@@ -46,7 +53,9 @@ fn declarations(args: &[String]) -> Vec<String> {
 /// A derivative printed by jacob must agree with finite differences.
 fn assert_numerically_right(args: &[String], printed: &str) {
     let (command, expr) = (args[0].as_str(), args[1].as_str());
-    let Some(wrt) = value_of(args, "--wrt") else { return };
+    let Some(wrt) = value_of(args, "--wrt") else {
+        return;
+    };
     let decls = declarations(args);
     let layout = value_of(args, "--layout").unwrap_or_else(|| "mixed".into());
     let claim = printed.trim();
@@ -60,10 +69,15 @@ fn assert_numerically_right(args: &[String], printed: &str) {
     } else {
         (expr.to_string(), layout)
     };
-    let mut check: Vec<&str> = vec!["check", &of, "--wrt", &wrt, "--claim", claim, "--layout", &layout];
+    let mut check: Vec<&str> = vec![
+        "check", &of, "--wrt", &wrt, "--claim", claim, "--layout", &layout,
+    ];
     check.extend(decls.iter().map(String::as_str));
     let (code, out, err) = jacob(&check);
-    assert_eq!(code, 0, "{command} {expr} --wrt {wrt} printed {claim}, which finite differences reject:\n{out}{err}");
+    assert_eq!(
+        code, 0,
+        "{command} {expr} --wrt {wrt} printed {claim}, which finite differences reject:\n{out}{err}"
+    );
 }
 
 #[test]
@@ -91,7 +105,10 @@ fn err_cases() {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, out, err) = jacob(&argv);
         assert_eq!(code, 2, "{text}: expected exit 2, got {code}: {out}{err}");
-        assert!(out.is_empty(), "{text}: an error prints nothing on stdout: {out}");
+        assert!(
+            out.is_empty(),
+            "{text}: an error prints nothing on stdout: {out}"
+        );
         assert!(err.starts_with("error: "), "{text}: {err}");
         assert!(!err.contains("panicked"), "{text}: {err}");
         insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false, omit_expression => true}, {
@@ -102,7 +119,15 @@ fn err_cases() {
 
 fn shell_words(args: &[String]) -> String {
     args.iter()
-        .map(|a| if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,".contains(c)) { a.clone() } else { format!("\"{a}\"") })
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=.,".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("\"{a}\"")
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
