@@ -90,16 +90,25 @@ pub fn derivative(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Result<I
             let grad = symmetrize(g, grad, var);
             // Factor before transposing, so that the row reads `x'*(A + A')`.
             let grad = g.simplify(grad, true);
-            if layout == Layout::Numerator { g.t(grad) } else { grad }
+            if layout == Layout::Numerator {
+                g.t(grad)
+            } else {
+                grad
+            }
         }
         (Rank::Vector, _) => {
             let j = jacobian(g, f, var)?;
             let j = g.simplify(j, true);
-            if layout == Layout::Denominator { g.t(j) } else { j }
+            if layout == Layout::Denominator {
+                g.t(j)
+            } else {
+                j
+            }
         }
         (Rank::Matrix, _) => {
             return Err(DiffError::Unsupported(
-                "the derivative of a matrix-valued expression by a vector or matrix (a kron form)".into(),
+                "the derivative of a matrix-valued expression by a vector or matrix (a kron form)"
+                    .into(),
             ));
         }
     };
@@ -131,7 +140,9 @@ pub fn hessian(g: &mut Graph, f: Id, var: Symbol) -> Result<Id, DiffError> {
             if g.cost(avg) < g.cost(h) { avg } else { h }
         }
         Rank::Matrix => {
-            return Err(DiffError::Unsupported("the Hessian with respect to a matrix (a kron form)".into()));
+            return Err(DiffError::Unsupported(
+                "the Hessian with respect to a matrix (a kron form)".into(),
+            ));
         }
     };
     Ok(g.simplify(raw, true))
@@ -155,7 +166,12 @@ pub fn gradient(g: &mut Graph, f: Id, var: Symbol) -> Result<Id, DiffError> {
     if !dep[f.idx()] {
         return Ok(g.zero(var_shape));
     }
-    let order: Vec<Id> = g.reachable(&[f]).into_iter().filter(|id| dep[id.idx()]).rev().collect();
+    let order: Vec<Id> = g
+        .reachable(&[f])
+        .into_iter()
+        .filter(|id| dep[id.idx()])
+        .rev()
+        .collect();
     let mut adjoints: HashMap<Id, Vec<Id>> = HashMap::new();
     let one = g.num(1.0);
     adjoints.insert(f, vec![one]);
@@ -185,7 +201,11 @@ fn backprop(g: &mut Graph, id: Id, ybar: Id, dep: &[bool]) -> Result<Vec<(Id, Id
         Node::Add(ts) => {
             let y_scalar = g.is_scalar(id);
             for t in ts.iter().filter(|t| d(t)) {
-                let adj = if g.is_scalar(*t) && !y_scalar { g.func(Func::Sum, ybar) } else { ybar };
+                let adj = if g.is_scalar(*t) && !y_scalar {
+                    g.func(Func::Sum, ybar)
+                } else {
+                    ybar
+                };
                 out.push((*t, adj));
             }
         }
@@ -195,9 +215,18 @@ fn backprop(g: &mut Graph, id: Id, ybar: Id, dep: &[bool]) -> Result<Vec<(Id, Id
             let scalar_pos: Vec<usize> = (0..fs.len()).filter(|&i| g.is_scalar(fs[i])).collect();
             let chain: Vec<Id> = parts.chain.clone();
             for &i in scalar_pos.iter().filter(|&&i| d(&fs[i])) {
-                let others: Vec<Id> = fs.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &f)| f).collect();
+                let others: Vec<Id> = fs
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, &f)| f)
+                    .collect();
                 let rest = g.mul(&others);
-                let adj = if g.is_scalar(id) { g.mul(&[ybar, rest]) } else { g.inner(ybar, rest) };
+                let adj = if g.is_scalar(id) {
+                    g.mul(&[ybar, rest])
+                } else {
+                    g.inner(ybar, rest)
+                };
                 out.push((fs[i], adj));
             }
             let mut front: Vec<Id> = vec![g.num(parts.coef)];
@@ -221,7 +250,12 @@ fn backprop(g: &mut Graph, id: Id, ybar: Id, dep: &[bool]) -> Result<Vec<(Id, Id
         }
         Node::Had(fs) => {
             for (i, f) in fs.iter().enumerate().filter(|(_, f)| d(f)) {
-                let mut others: Vec<Id> = fs.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &x)| x).collect();
+                let mut others: Vec<Id> = fs
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, &x)| x)
+                    .collect();
                 others.push(ybar);
                 out.push((*f, g.had(&others)));
             }
@@ -307,17 +341,26 @@ fn backprop(g: &mut Graph, id: Id, ybar: Id, dep: &[bool]) -> Result<Vec<(Id, Id
                 Func::DiagVec => g.func(Func::DiagMat, ybar),
                 Func::Vec => {
                     if g.rank(u) == Rank::Matrix {
-                        return Err(DiffError::Unsupported("differentiating through vec(A) of a matrix A".into()));
+                        return Err(DiffError::Unsupported(
+                            "differentiating through vec(A) of a matrix A".into(),
+                        ));
                     }
                     let t_needed = g.dims.is_row(g.shape(u));
                     if t_needed { g.t(ybar) } else { ybar }
                 }
-                _ => return Err(DiffError::Unsupported(format!("the derivative of {}", f.name()))),
+                _ => {
+                    return Err(DiffError::Unsupported(format!(
+                        "the derivative of {}",
+                        f.name()
+                    )));
+                }
             };
             out.push((u, adj));
         }
         Node::Kron(_) => {
-            return Err(DiffError::Unsupported("differentiating through kron(A, B)".into()));
+            return Err(DiffError::Unsupported(
+                "differentiating through kron(A, B)".into(),
+            ));
         }
         Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {}
     }
@@ -393,7 +436,11 @@ pub fn tangent(g: &mut Graph, f: Id, var: Symbol) -> Result<Id, DiffError> {
     }
     let mut tan: HashMap<Id, Id> = HashMap::new();
     for id in g.reachable(&[f]).into_iter().filter(|id| dep[id.idx()]) {
-        let t = if id == v { g.num(1.0) } else { tangent_of(g, id, &tan, &dep)? };
+        let t = if id == v {
+            g.num(1.0)
+        } else {
+            tangent_of(g, id, &tan, &dep)?
+        };
         tan.insert(id, t);
     }
     Ok(tan[&f])
@@ -500,7 +547,12 @@ fn tangent_of(g: &mut Graph, id: Id, tan: &HashMap<Id, Id>, dep: &[bool]) -> Res
                     let m = g.mul(&[id, du, id]);
                     g.neg(m)
                 }
-                _ => return Err(DiffError::Unsupported(format!("the derivative of {}", f.name()))),
+                _ => {
+                    return Err(DiffError::Unsupported(format!(
+                        "the derivative of {}",
+                        f.name()
+                    )));
+                }
             }
         }
         Node::Kron([a, b]) => {
@@ -513,7 +565,9 @@ fn tangent_of(g: &mut Graph, id: Id, tan: &HashMap<Id, Id>, dep: &[bool]) -> Res
             }
             g.add(&terms)
         }
-        Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => g.zero(shape),
+        Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {
+            g.zero(shape)
+        }
     })
 }
 
@@ -559,16 +613,30 @@ pub fn jacobian(g: &mut Graph, f: Id, var: Symbol) -> Result<Id, DiffError> {
 fn scalar_row(g: &mut Graph, s: Id, var: Symbol) -> Result<Id, DiffError> {
     let grad = gradient(g, s, var)?;
     let v = g.sym(var);
-    let grad = if g.rank(v) == Rank::Matrix { g.func(Func::Vec, grad) } else { grad };
+    let grad = if g.rank(v) == Rank::Matrix {
+        g.func(Func::Vec, grad)
+    } else {
+        grad
+    };
     Ok(g.t(grad))
 }
 
 /// A vector node as a column of its entries.
 fn entries(g: &mut Graph, id: Id) -> Id {
-    if g.dims.is_row(g.shape(id)) { g.t(id) } else { id }
+    if g.dims.is_row(g.shape(id)) {
+        g.t(id)
+    } else {
+        id
+    }
 }
 
-fn jacobian_of(g: &mut Graph, id: Id, jac: &HashMap<Id, Id>, dep: &[bool], var: Symbol) -> Result<Id, DiffError> {
+fn jacobian_of(
+    g: &mut Graph,
+    id: Id,
+    jac: &HashMap<Id, Id>,
+    dep: &[bool],
+    var: Symbol,
+) -> Result<Id, DiffError> {
     let v = g.sym(var);
     let node = g.node(id).clone();
     let d = |c: &Id| dep[c.idx()];
@@ -581,7 +649,8 @@ fn jacobian_of(g: &mut Graph, id: Id, jac: &HashMap<Id, Id>, dep: &[bool], var: 
             return scalar_row(g, c, var);
         }
         Err(DiffError::Unsupported(
-            "the Jacobian through a matrix-valued subexpression that depends on the variable".into(),
+            "the Jacobian through a matrix-valued subexpression that depends on the variable"
+                .into(),
         ))
     };
     let row_result = g.dims.is_row(g.shape(id));
@@ -602,7 +671,11 @@ fn jacobian_of(g: &mut Graph, id: Id, jac: &HashMap<Id, Id>, dep: &[bool], var: 
         }
         Node::Mul(fs) => {
             let parts = g.parts(id);
-            let dep_scalars: Vec<Id> = fs.iter().copied().filter(|&f| g.is_scalar(f) && d(&f)).collect();
+            let dep_scalars: Vec<Id> = fs
+                .iter()
+                .copied()
+                .filter(|&f| g.is_scalar(f) && d(&f))
+                .collect();
             for s in dep_scalars {
                 let others: Vec<Id> = {
                     let mut seen = false;
@@ -630,8 +703,16 @@ fn jacobian_of(g: &mut Graph, id: Id, jac: &HashMap<Id, Id>, dep: &[bool], var: 
                 if !d(&c) {
                     continue;
                 }
-                let left = if j > 0 { Some(g.mul(&chain[..j])) } else { None };
-                let right = if j + 1 < chain.len() { Some(g.mul(&chain[j + 1..])) } else { None };
+                let left = if j > 0 {
+                    Some(g.mul(&chain[..j]))
+                } else {
+                    None
+                };
+                let right = if j + 1 < chain.len() {
+                    Some(g.mul(&chain[j + 1..]))
+                } else {
+                    None
+                };
                 let mut factors = front.clone();
                 if c == v && g.rank(c) == Rank::Matrix && !row_result {
                     // d(L*X*r) = kron(r', L) d vec(X)
@@ -662,7 +743,12 @@ fn jacobian_of(g: &mut Graph, id: Id, jac: &HashMap<Id, Id>, dep: &[bool], var: 
         }
         Node::Had(fs) => {
             for (i, &f) in fs.iter().enumerate().filter(|(_, f)| d(f)) {
-                let others: Vec<Id> = fs.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &x)| x).collect();
+                let others: Vec<Id> = fs
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, &x)| x)
+                    .collect();
                 let h = g.had(&others);
                 let h = entries(g, h);
                 let dm = g.func(Func::DiagMat, h);
@@ -714,7 +800,10 @@ fn jacobian_of(g: &mut Graph, id: Id, jac: &HashMap<Id, Id>, dep: &[bool], var: 
             terms.push(child(g, u)?);
         }
         Node::Call(f, _) => {
-            return Err(DiffError::Unsupported(format!("the Jacobian through {}(…) of a matrix", f.name())));
+            return Err(DiffError::Unsupported(format!(
+                "the Jacobian through {}(…) of a matrix",
+                f.name()
+            )));
         }
         Node::Pow(_) | Node::Kron(_) => {
             return Err(DiffError::Unsupported("this Jacobian".into()));

@@ -323,7 +323,9 @@ impl Graph {
             Node::Num(n) if n.get() < 0.0 => 2,
             Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => 1,
             // A coefficient -1 prints as a minus sign: `-x` is two, not three.
-            Node::Mul(f) if f.first().and_then(|&c| self.as_num(c)) == Some(-1.0) => sum.saturating_add(ops).saturating_sub(1),
+            Node::Mul(f) if f.first().and_then(|&c| self.as_num(c)) == Some(-1.0) => {
+                sum.saturating_add(ops).saturating_sub(1)
+            }
             _ => sum.saturating_add(ops),
         }
     }

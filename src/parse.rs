@@ -38,10 +38,16 @@ pub struct Parsed {
 
 /// Parses `src` into `graph`, declaring symbols as it meets them (kinds from `decls`,
 /// else from the name), and unifying shapes.
-pub fn parse(src: &str, graph: &mut Graph, decls: &HashMap<String, Kind>) -> Result<Parsed, ExprError> {
+pub fn parse(
+    src: &str,
+    graph: &mut Graph,
+    decls: &HashMap<String, Kind>,
+) -> Result<Parsed, ExprError> {
     pre_scan(src)?;
     let mut pairs = Grammar::parse(Rule::input, src).map_err(|e| syntax_error(src, e))?;
-    let input = pairs.next().ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
+    let input = pairs
+        .next()
+        .ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
     let expr = input
         .into_inner()
         .next()
@@ -113,17 +119,24 @@ impl<'a> Builder<'a> {
         let Some(body) = inner.next() else {
             return Err(ExprError::new("expected an expression", Span::default()));
         };
-        let binding_pairs: Vec<Pair<Rule>> = inner.filter(|p| p.as_rule() == Rule::binding).collect();
+        let binding_pairs: Vec<Pair<Rule>> =
+            inner.filter(|p| p.as_rule() == Rule::binding).collect();
         let names: Vec<(String, Span)> = binding_pairs
             .iter()
-            .filter_map(|b| b.clone().into_inner().next().map(|n| (n.as_str().to_string(), span_of(&n))))
+            .filter_map(|b| {
+                b.clone()
+                    .into_inner()
+                    .next()
+                    .map(|n| (n.as_str().to_string(), span_of(&n)))
+            })
             .collect();
         let scope_len = self.scope.len();
         let pending_len = self.pending.len();
         for (name, span) in &names {
             self.check_bindable(name, *span)?;
         }
-        self.pending.extend(names.iter().rev().map(|(n, _)| n.clone()));
+        self.pending
+            .extend(names.iter().rev().map(|(n, _)| n.clone()));
         for binding in binding_pairs {
             let mut parts = binding.into_inner();
             let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
@@ -132,7 +145,8 @@ impl<'a> Builder<'a> {
             let value = self.sum(value)?.id;
             self.pending.pop();
             self.scope.push((name.as_str().to_string(), value));
-            self.bindings.push((name.as_str().to_string(), span_of(&name)));
+            self.bindings
+                .push((name.as_str().to_string(), span_of(&name)));
         }
         let root = self.sum(body)?.id;
         self.scope.truncate(scope_len);
@@ -142,7 +156,10 @@ impl<'a> Builder<'a> {
 
     fn check_bindable(&self, name: &str, span: Span) -> Result<(), ExprError> {
         if RESERVED.contains(&name) || FUNCTION_NAMES.iter().any(|(n, _)| *n == name) {
-            return Err(ExprError::new(format!("`{name}` is a reserved name and cannot be bound with where"), span));
+            return Err(ExprError::new(
+                format!("`{name}` is a reserved name and cannot be bound with where"),
+                span,
+            ));
         }
         Ok(())
     }
@@ -165,21 +182,39 @@ impl<'a> Builder<'a> {
                     None => result_shape = Some(rhs),
                     Some(lhs) => {
                         let (a, b) = (self.shape(lhs.id), self.shape(rhs.id));
-                        let ok = self.graph.dims.unify(a.rows, b.rows) && self.graph.dims.unify(a.cols, b.cols);
+                        let ok = self.graph.dims.unify(a.rows, b.rows)
+                            && self.graph.dims.unify(a.cols, b.cols);
                         if !ok {
-                            let verb = if op.as_str() == "+" { "add" } else { "subtract" };
+                            let verb = if op.as_str() == "+" {
+                                "add"
+                            } else {
+                                "subtract"
+                            };
                             let mut names = DimNames::default();
-                            let (l, r) = (self.describe(&mut names, acc), self.describe(&mut names, rhs));
+                            let (l, r) = (
+                                self.describe(&mut names, acc),
+                                self.describe(&mut names, rhs),
+                            );
                             let (l, r) = if verb == "add" { (l, r) } else { (r, l) };
                             let prep = if verb == "add" { "and" } else { "from" };
-                            return Err(ExprError::new(format!("cannot {verb} {l} {prep} {r}: the shapes differ"), op_span));
+                            return Err(ExprError::new(
+                                format!("cannot {verb} {l} {prep} {r}: the shapes differ"),
+                                op_span,
+                            ));
                         }
                     }
                 }
             }
-            let id = if op.as_str() == "-" { self.negate(rhs.id) } else { rhs.id };
+            let id = if op.as_str() == "-" {
+                self.negate(rhs.id)
+            } else {
+                rhs.id
+            };
             terms.push(id);
-            acc = Operand { id: rhs.id, span: Span::new(acc.span.start, rhs.span.end) };
+            acc = Operand {
+                id: rhs.id,
+                span: Span::new(acc.span.start, rhs.span.end),
+            };
         }
         if terms.len() == 1 {
             return Ok(Operand { id: terms[0], span });
@@ -208,7 +243,11 @@ impl<'a> Builder<'a> {
         while let (Some(op), Some(factor)) = (inner.next(), inner.next()) {
             let rhs = self.factor(factor)?;
             let op_span = span_of(&op);
-            let kind = if op.as_str().starts_with('.') { RunKind::Elementwise } else { RunKind::Matrix };
+            let kind = if op.as_str().starts_with('.') {
+                RunKind::Elementwise
+            } else {
+                RunKind::Matrix
+            };
             if kind != run_kind && run.len() > 1 {
                 let id = self.flush(run_kind, &run, run_shape);
                 run = vec![id];
@@ -220,21 +259,35 @@ impl<'a> Builder<'a> {
                 "/" => {
                     self.check_divisor(rhs, op_span, "/")?;
                     let minus_one = self.graph.num(-1.0);
-                    (self.graph.intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR), run_shape)
+                    (
+                        self.graph
+                            .intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR),
+                        run_shape,
+                    )
                 }
                 ".*" => (rhs.id, self.check_elementwise(lhs, rhs, op_span, ".*")?),
                 _ => {
                     let shape = self.check_elementwise(lhs, rhs, op_span, "./")?;
                     let minus_one = self.graph.num(-1.0);
                     let rshape = self.shape(rhs.id);
-                    (self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape), shape)
+                    (
+                        self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape),
+                        shape,
+                    )
                 }
             };
             run.push(factor_id);
             run_shape = shape;
-            acc = Operand { id: rhs.id, span: Span::new(acc.span.start, rhs.span.end) };
+            acc = Operand {
+                id: rhs.id,
+                span: Span::new(acc.span.start, rhs.span.end),
+            };
         }
-        let id = if run.len() == 1 { run[0] } else { self.flush(run_kind, &run, run_shape) };
+        let id = if run.len() == 1 {
+            run[0]
+        } else {
+            self.flush(run_kind, &run, run_shape)
+        };
         Ok(Operand { id, span })
     }
 
@@ -247,7 +300,12 @@ impl<'a> Builder<'a> {
     }
 
     /// The shape of `a*b`: a scalar multiple when either side is 1×1, else a matrix product.
-    fn check_mul(&mut self, (sa, a_span): (Shape, Span), b: Operand, op_span: Span) -> Result<Shape, ExprError> {
+    fn check_mul(
+        &mut self,
+        (sa, a_span): (Shape, Span),
+        b: Operand,
+        op_span: Span,
+    ) -> Result<Shape, ExprError> {
         let sb = self.shape(b.id);
         let dims = &mut self.graph.dims;
         if dims.is_scalar(sa) {
@@ -267,9 +325,18 @@ impl<'a> Builder<'a> {
             }
         }
         let mut names = DimNames::default();
-        let (l, r) = (self.describe_shape(&mut names, sa, a_span), self.describe(&mut names, b));
-        let (c, rr) = (names.name(&self.graph.dims, sa.cols), names.name(&self.graph.dims, sb.rows));
-        Err(ExprError::new(format!("cannot multiply {l} by {r}: {c} ≠ {rr}"), op_span))
+        let (l, r) = (
+            self.describe_shape(&mut names, sa, a_span),
+            self.describe(&mut names, b),
+        );
+        let (c, rr) = (
+            names.name(&self.graph.dims, sa.cols),
+            names.name(&self.graph.dims, sb.rows),
+        );
+        Err(ExprError::new(
+            format!("cannot multiply {l} by {r}: {c} ≠ {rr}"),
+            op_span,
+        ))
     }
 
     fn check_divisor(&mut self, b: Operand, op_span: Span, op: &str) -> Result<(), ExprError> {
@@ -280,12 +347,20 @@ impl<'a> Builder<'a> {
         let mut names = DimNames::default();
         let r = self.describe(&mut names, b);
         Err(ExprError::new(
-            format!("cannot divide by {r} with `{op}`: the divisor must be a scalar (use ./ for elementwise division)"),
+            format!(
+                "cannot divide by {r} with `{op}`: the divisor must be a scalar (use ./ for elementwise division)"
+            ),
             op_span,
         ))
     }
 
-    fn check_elementwise(&mut self, (sa, a_span): (Shape, Span), b: Operand, op_span: Span, op: &str) -> Result<Shape, ExprError> {
+    fn check_elementwise(
+        &mut self,
+        (sa, a_span): (Shape, Span),
+        b: Operand,
+        op_span: Span,
+        op: &str,
+    ) -> Result<Shape, ExprError> {
         let sb = self.shape(b.id);
         let dims = &mut self.graph.dims;
         if dims.is_scalar(sa) {
@@ -298,9 +373,15 @@ impl<'a> Builder<'a> {
             return Ok(sa);
         }
         let mut names = DimNames::default();
-        let (l, r) = (self.describe_shape(&mut names, sa, a_span), self.describe(&mut names, b));
+        let (l, r) = (
+            self.describe_shape(&mut names, sa, a_span),
+            self.describe(&mut names, b),
+        );
         let verb = if op == ".*" { "multiply" } else { "divide" };
-        Err(ExprError::new(format!("cannot {verb} {l} and {r} elementwise with `{op}`: the shapes differ"), op_span))
+        Err(ExprError::new(
+            format!("cannot {verb} {l} and {r} elementwise with `{op}`: the shapes differ"),
+            op_span,
+        ))
     }
 
     fn factor(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
@@ -314,7 +395,10 @@ impl<'a> Builder<'a> {
             }
         }
         let Some(power) = power else {
-            return Err(ExprError::new("expected an operand after `-`", Span::new(span.end, span.end + 1)));
+            return Err(ExprError::new(
+                "expected an operand after `-`",
+                Span::new(span.end, span.end + 1),
+            ));
         };
         let mut op = self.power(power)?;
         if negs % 2 == 1 {
@@ -365,15 +449,21 @@ impl<'a> Builder<'a> {
                 if !(dims.unify(sb.rows, Dim::One) && dims.unify(sb.cols, Dim::One)) {
                     let b = self.describe(&mut names, base);
                     return Err(ExprError::new(
-                        format!("cannot raise {b} to a power with `^`: use `.^` for elementwise powers"),
+                        format!(
+                            "cannot raise {b} to a power with `^`: use `.^` for elementwise powers"
+                        ),
                         op_span,
                     ));
                 }
-                self.graph.intern(Node::Pow([base.id, acc.id]), Shape::SCALAR)
+                self.graph
+                    .intern(Node::Pow([base.id, acc.id]), Shape::SCALAR)
             } else {
                 self.graph.intern(Node::EPow([base.id, acc.id]), sb)
             };
-            acc = Operand { id, span: Span::new(base.span.start, acc.span.end) };
+            acc = Operand {
+                id,
+                span: Span::new(base.span.start, acc.span.end),
+            };
         }
         Ok(Operand { id: acc.id, span })
     }
@@ -401,13 +491,19 @@ impl<'a> Builder<'a> {
                     .parse()
                     .map_err(|_| ExprError::new("this is not a number", span))?;
                 if !v.is_finite() {
-                    return Err(ExprError::new("the number is too large: it overflows to infinity", span));
+                    return Err(ExprError::new(
+                        "the number is too large: it overflows to infinity",
+                        span,
+                    ));
                 }
                 Ok(self.graph.num(v))
             }
             Rule::ident => self.name(pair.as_str(), span),
             Rule::paren => {
-                let inner = pair.into_inner().next().ok_or_else(|| ExprError::new("empty parentheses", span))?;
+                let inner = pair
+                    .into_inner()
+                    .next()
+                    .ok_or_else(|| ExprError::new("empty parentheses", span))?;
                 self.expr(inner)
             }
             Rule::call => self.call(pair),
@@ -421,7 +517,9 @@ impl<'a> Builder<'a> {
         }
         if self.pending.iter().any(|n| n == name) {
             return Err(ExprError::new(
-                format!("`{name}` is used in its own where binding or before it is bound: the bindings are circular"),
+                format!(
+                    "`{name}` is used in its own where binding or before it is bound: the bindings are circular"
+                ),
                 span,
             ));
         }
@@ -434,14 +532,20 @@ impl<'a> Builder<'a> {
                 let (r, c) = (self.graph.dims.fresh(), self.graph.dims.fresh_flex());
                 Ok(self.graph.intern(Node::Ones(r, c), Shape::new(r, c)))
             }
-            "vector" | "matrix" | "kron" => {
-                Err(ExprError::new(format!("`{name}` is a function: call it as {name}(…)"), span))
-            }
-            _ if FUNCTION_NAMES.iter().any(|(n, _)| *n == name) => {
-                Err(ExprError::new(format!("`{name}` is a function: call it as {name}(…)"), span))
-            }
+            "vector" | "matrix" | "kron" => Err(ExprError::new(
+                format!("`{name}` is a function: call it as {name}(…)"),
+                span,
+            )),
+            _ if FUNCTION_NAMES.iter().any(|(n, _)| *n == name) => Err(ExprError::new(
+                format!("`{name}` is a function: call it as {name}(…)"),
+                span,
+            )),
             _ => {
-                let kind = self.decls.get(name).copied().unwrap_or_else(|| default_kind(name));
+                let kind = self
+                    .decls
+                    .get(name)
+                    .copied()
+                    .unwrap_or_else(|| default_kind(name));
                 let sym = self.graph.declare(name, kind);
                 Ok(self.graph.sym(sym))
             }
@@ -461,9 +565,14 @@ impl<'a> Builder<'a> {
             "kron" => 2,
             _ => 1,
         };
-        let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || matches!(name, "kron" | "vector" | "matrix");
+        let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name)
+            || matches!(name, "kron" | "vector" | "matrix");
         if !known {
-            return Err(unknown_function(name, name_span, self.graph.lookup(name).is_some() || self.decls.contains_key(name)));
+            return Err(unknown_function(
+                name,
+                name_span,
+                self.graph.lookup(name).is_some() || self.decls.contains_key(name),
+            ));
         }
         if arg_pairs.len() != want {
             let plural = if want == 1 { "argument" } else { "arguments" };
@@ -492,17 +601,28 @@ impl<'a> Builder<'a> {
                 let dims = &mut self.graph.dims;
                 let rows = dims.product(sa.rows, sb.rows);
                 let cols = dims.product(sa.cols, sb.cols);
-                return Ok(self.graph.intern(Node::Kron([arg.id, args[1].id]), Shape::new(rows, cols)));
+                return Ok(self
+                    .graph
+                    .intern(Node::Kron([arg.id, args[1].id]), Shape::new(rows, cols)));
             }
             "vector" | "matrix" => {
                 if !(dims.unify(shape.rows, Dim::One) && dims.unify(shape.cols, Dim::One)) {
                     let a = self.describe(&mut names, arg);
-                    return Err(ExprError::new(format!("{name}(c) needs a scalar c, got {a}"), span));
+                    return Err(ExprError::new(
+                        format!("{name}(c) needs a scalar c, got {a}"),
+                        span,
+                    ));
                 }
                 let r = dims.fresh();
-                let c = if name == "vector" { Dim::One } else { dims.fresh() };
+                let c = if name == "vector" {
+                    Dim::One
+                } else {
+                    dims.fresh()
+                };
                 let ones = self.graph.intern(Node::Ones(r, c), Shape::new(r, c));
-                return Ok(self.graph.intern(Node::Mul(vec![arg.id, ones].into()), Shape::new(r, c)));
+                return Ok(self
+                    .graph
+                    .intern(Node::Mul(vec![arg.id, ones].into()), Shape::new(r, c)));
             }
             _ => {}
         }
@@ -517,16 +637,26 @@ impl<'a> Builder<'a> {
                 Func::Softmax => {
                     if !dims.unify(shape.cols, Dim::One) {
                         let a = self.describe(&mut names, arg);
-                        return Err(ExprError::new(format!("softmax needs a vector, got {a}"), span));
+                        return Err(ExprError::new(
+                            format!("softmax needs a vector, got {a}"),
+                            span,
+                        ));
                     }
                     shape
                 }
                 Func::Tr | Func::Det | Func::Logdet | Func::Inv => {
                     if !dims.unify(shape.rows, shape.cols) {
                         let a = self.describe(&mut names, arg);
-                        return Err(ExprError::new(format!("{name} needs a square matrix, got {a}"), span));
+                        return Err(ExprError::new(
+                            format!("{name} needs a square matrix, got {a}"),
+                            span,
+                        ));
                     }
-                    if func == Func::Inv { shape } else { Shape::SCALAR }
+                    if func == Func::Inv {
+                        shape
+                    } else {
+                        Shape::SCALAR
+                    }
                 }
                 Func::DiagMat | Func::DiagVec => {
                     if dims.find(shape.cols) == Dim::One {
@@ -537,7 +667,10 @@ impl<'a> Builder<'a> {
                         Shape::new(shape.rows, Dim::One)
                     } else {
                         let a = self.describe(&mut names, arg);
-                        return Err(ExprError::new(format!("diag needs a vector or a square matrix, got {a}"), span));
+                        return Err(ExprError::new(
+                            format!("diag needs a vector or a square matrix, got {a}"),
+                            span,
+                        ));
                     }
                 }
                 Func::Vec => {
@@ -595,7 +728,9 @@ fn pre_scan(src: &str) -> Result<(), ExprError> {
         let span = Span::new(i, i + c.len_utf8());
         if !c.is_ascii() {
             let hint = match c {
-                '′' | '’' | '‘' | 'ᵀ' | '⊤' => " (did you mean the transpose `'`?)".to_string(),
+                '′' | '’' | '‘' | 'ᵀ' | '⊤' => {
+                    " (did you mean the transpose `'`?)".to_string()
+                }
                 '−' | '–' | '—' => " (did you mean `-`?)".to_string(),
                 '×' | '·' | '∗' | '⋅' => " (did you mean `*`?)".to_string(),
                 '⊙' | '∘' => " (did you mean `.*`?)".to_string(),
@@ -606,13 +741,19 @@ fn pre_scan(src: &str) -> Result<(), ExprError> {
                 },
             };
             return Err(ExprError::new(
-                format!("the character `{c}` (U+{:04X}) is not part of jacob's language{hint}", c as u32),
+                format!(
+                    "the character `{c}` (U+{:04X}) is not part of jacob's language{hint}",
+                    c as u32
+                ),
                 span,
             ));
         }
         if c.is_ascii_control() && !matches!(c, ' ' | '\t' | '\n' | '\r') {
             return Err(ExprError::new(
-                format!("the control character U+{:04X} is not allowed in an expression", c as u32),
+                format!(
+                    "the control character U+{:04X} is not allowed in an expression",
+                    c as u32
+                ),
                 span,
             ));
         }
@@ -622,7 +763,9 @@ fn pre_scan(src: &str) -> Result<(), ExprError> {
                 opens.push(i);
                 if depth > MAX_DEPTH {
                     return Err(ExprError::new(
-                        format!("the expression nests deeper than {MAX_DEPTH} levels of parentheses"),
+                        format!(
+                            "the expression nests deeper than {MAX_DEPTH} levels of parentheses"
+                        ),
                         span,
                     ));
                 }
@@ -637,7 +780,10 @@ fn pre_scan(src: &str) -> Result<(), ExprError> {
         }
     }
     if let Some(&open) = opens.last() {
-        return Err(ExprError::new("this `(` is never closed: a `)` is missing", Span::new(open, open + 1)));
+        return Err(ExprError::new(
+            "this `(` is never closed: a `)` is missing",
+            Span::new(open, open + 1),
+        ));
     }
     Ok(())
 }
@@ -675,27 +821,68 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> ExprError {
     let before = src[..pos.min(src.len())].trim_end();
     let prev = before.chars().last();
     let span = Span::new(pos, pos + found.map_or(1, |c| c.len_utf8()));
-    let operand_end = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ')' || c == '\'' || c == '.';
+    let operand_end =
+        |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ')' || c == '\'' || c == '.';
     let operand_start = |c: char| c.is_ascii_alphanumeric() || c == '(' || c == '.';
     match (prev, found) {
         (_, None) => ExprError::new("the expression ends too early: an operand is missing", span),
-        (Some(p), Some(f)) if operand_end(p) && operand_start(f) && !rest.starts_with(".*") && !rest.starts_with("./") && !rest.starts_with(".^") => {
-            let left: String = before.chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.').collect::<Vec<_>>().into_iter().rev().collect();
-            let right: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        (Some(p), Some(f))
+            if operand_end(p)
+                && operand_start(f)
+                && !rest.starts_with(".*")
+                && !rest.starts_with("./")
+                && !rest.starts_with(".^") =>
+        {
+            let left: String = before
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let right: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
             let left = if left.is_empty() { p.to_string() } else { left };
-            let right = if right.is_empty() { f.to_string() } else { right };
+            let right = if right.is_empty() {
+                f.to_string()
+            } else {
+                right
+            };
             ExprError::new(
-                format!("implicit multiplication is not supported: write `{left}*{right}` (or `{left}.*{right}`)"),
+                format!(
+                    "implicit multiplication is not supported: write `{left}*{right}` (or `{left}.*{right}`)"
+                ),
                 span,
             )
         }
-        (_, Some(',')) => ExprError::new("unexpected `,`: only kron takes two arguments, and where bindings are separated by commas", span),
-        (_, Some(f)) if "+*/^".contains(f) || rest.starts_with(".*") || rest.starts_with("./") || rest.starts_with(".^") => {
-            let op: String = if f == '.' { rest.chars().take(2).collect() } else { f.to_string() };
+        (_, Some(',')) => ExprError::new(
+            "unexpected `,`: only kron takes two arguments, and where bindings are separated by commas",
+            span,
+        ),
+        (_, Some(f))
+            if "+*/^".contains(f)
+                || rest.starts_with(".*")
+                || rest.starts_with("./")
+                || rest.starts_with(".^") =>
+        {
+            let op: String = if f == '.' {
+                rest.chars().take(2).collect()
+            } else {
+                f.to_string()
+            };
             ExprError::new(format!("`{op}` needs an operand on its left"), span)
         }
         (_, Some(')')) => ExprError::new("expected an operand before `)`", span),
-        (_, Some('=')) => ExprError::new("unexpected `=`: local names are bound with `e where h = …`", span),
-        (_, Some(f)) => ExprError::new(format!("unexpected `{f}`: expected an operator or the end of the expression"), span),
+        (_, Some('=')) => ExprError::new(
+            "unexpected `=`: local names are bound with `e where h = …`",
+            span,
+        ),
+        (_, Some(f)) => ExprError::new(
+            format!("unexpected `{f}`: expected an operator or the end of the expression"),
+            span,
+        ),
     }
 }

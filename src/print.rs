@@ -62,10 +62,19 @@ pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
     let mut size: HashMap<Id, u64> = HashMap::new();
     let mut named: Vec<Id> = Vec::new();
     for &id in &order {
-        let own = g.cost(id).saturating_sub(g.children(id).iter().map(|c| g.cost(*c)).fold(0u64, u64::saturating_add));
-        let s = g.children(id).iter().fold(own.max(1), |acc, c| acc.saturating_add(size[c]));
+        let own = g.cost(id).saturating_sub(
+            g.children(id)
+                .iter()
+                .map(|c| g.cost(*c))
+                .fold(0u64, u64::saturating_add),
+        );
+        let s = g
+            .children(id)
+            .iter()
+            .fold(own.max(1), |acc, c| acc.saturating_add(size[c]));
         let k = uses.get(&id).copied().unwrap_or(0);
-        let worth = k >= 2 && s >= 4 && k.saturating_mul(s) >= k.saturating_add(s).saturating_add(2);
+        let worth =
+            k >= 2 && s >= 4 && k.saturating_mul(s) >= k.saturating_add(s).saturating_add(2);
         if worth && !matches!(g.node(id), Node::Num(_) | Node::Sym(_)) {
             named.push(id);
             size.insert(id, 1);
@@ -76,9 +85,17 @@ pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
     let taken: HashSet<&str> = g.symbols().map(|(_, info)| info.name.as_str()).collect();
     let prefix = ["h", "t", "u", "v", "z"]
         .into_iter()
-        .find(|p| !taken.iter().any(|n| n.starts_with(p) && n[p.len()..].chars().all(|c| c.is_ascii_digit())))
+        .find(|p| {
+            !taken
+                .iter()
+                .any(|n| n.starts_with(p) && n[p.len()..].chars().all(|c| c.is_ascii_digit()))
+        })
         .unwrap_or("tmp_h");
-    named.iter().enumerate().map(|(i, &id)| (id, format!("{prefix}{}", i + 1))).collect()
+    named
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, format!("{prefix}{}", i + 1)))
+        .collect()
 }
 
 struct Printer<'a> {
@@ -114,7 +131,12 @@ impl Printer<'_> {
 
     fn fraction(&self, id: Id) -> Fraction {
         let g = self.g;
-        let mut f = Fraction { negative: false, coef: 1.0, num: Vec::new(), den: Vec::new() };
+        let mut f = Fraction {
+            negative: false,
+            coef: 1.0,
+            num: Vec::new(),
+            den: Vec::new(),
+        };
         let factors: Vec<Id> = match g.node(id) {
             Node::Mul(fs) => fs.to_vec(),
             _ => vec![id],
@@ -148,7 +170,13 @@ impl Printer<'_> {
         let g = self.g;
         match g.node(id) {
             Node::Num(n) if n.get() < 0.0 => Prec::Neg,
-            Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) | Node::Call(..) | Node::Kron(_) => Prec::Atom,
+            Node::Num(_)
+            | Node::Sym(_)
+            | Node::Identity(_)
+            | Node::Ones(..)
+            | Node::Zero(..)
+            | Node::Call(..)
+            | Node::Kron(_) => Prec::Atom,
             Node::Add(_) => Prec::Add,
             Node::Mul(_) => {
                 let f = self.fraction(id);
@@ -288,7 +316,11 @@ impl Printer<'_> {
     /// Coefficient, factors and divisors: `2*A*x`, `x/norm2(x)`, `(G + G')/2`.
     fn fraction_body(&self, f: &Fraction, out: &mut String) {
         // A coefficient 1/k with k whole reads better as a division: `(G + G')/2`.
-        let divisor = if f.coef != 1.0 && (1.0 / f.coef).fract() == 0.0 && !f.num.is_empty() && 1.0 / f.coef < 1e6 {
+        let divisor = if f.coef != 1.0
+            && (1.0 / f.coef).fract() == 0.0
+            && !f.num.is_empty()
+            && 1.0 / f.coef < 1e6
+        {
             Some(1.0 / f.coef)
         } else {
             None
@@ -302,7 +334,11 @@ impl Printer<'_> {
             if !first {
                 out.push('*');
             }
-            let min = if first && f.num.len() == 1 && f.den.is_empty() && divisor.is_none() { Prec::Neg } else { Prec::Pow };
+            let min = if first && f.num.len() == 1 && f.den.is_empty() && divisor.is_none() {
+                Prec::Neg
+            } else {
+                Prec::Pow
+            };
             // Keep products of products readable: `(u.*v)*x'`.
             let sole = f.num.len() == 1 && f.den.is_empty() && divisor.is_none() && f.coef == 1.0;
             let min = match self.g.node(x) {
@@ -326,9 +362,10 @@ impl Printer<'_> {
 
     fn hadamard(&self, factors: &[Id], out: &mut String) {
         let g = self.g;
-        let (den, num): (Vec<Id>, Vec<Id>) = factors
-            .iter()
-            .partition(|&&x| !self.names.contains_key(&x) && matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));
+        let (den, num): (Vec<Id>, Vec<Id>) = factors.iter().partition(|&&x| {
+            !self.names.contains_key(&x)
+                && matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0))
+        });
         if num.is_empty() {
             out.push('1');
         }

@@ -28,7 +28,12 @@ pub struct Answer {
 
 /// Runs jacob with command-line `args` (the first is the program name); returns the
 /// exit code (SPEC §4).
-pub fn run<I, T>(args: I, stdin: &mut dyn BufRead, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32
+pub fn run<I, T>(
+    args: I,
+    stdin: &mut dyn BufRead,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -38,7 +43,11 @@ where
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let text = e.render().to_string();
-            let _ = if code == 0 { write!(stdout, "{text}") } else { write!(stderr, "{text}") };
+            let _ = if code == 0 {
+                write!(stdout, "{text}")
+            } else {
+                write!(stderr, "{text}")
+            };
             return code;
         }
     };
@@ -87,7 +96,10 @@ where
         }
         line_no += 1;
         let Ok(line) = std::str::from_utf8(&buf) else {
-            let _ = writeln!(stderr, "error: line {line_no}: the line is not valid UTF-8 text");
+            let _ = writeln!(
+                stderr,
+                "error: line {line_no}: the line is not valid UTF-8 text"
+            );
             failed = true;
             continue;
         };
@@ -110,11 +122,7 @@ where
         }
         let _ = stdout.flush();
     }
-    if failed {
-        2
-    } else {
-        i32::from(disagreed)
-    }
+    if failed { 2 } else { i32::from(disagreed) }
 }
 
 /// Runs one command on one expression.
@@ -137,39 +145,74 @@ pub fn parse_text(g: &mut Graph, config: &Config, text: &str) -> Result<Parsed, 
 }
 
 /// Resolves `--wrt` to a symbol of the expression.
-pub fn variable(g: &mut Graph, config: &Config, parsed: &Parsed, text: &str, wrt: &str, notes: &mut Vec<String>) -> Result<Symbol, Error> {
+pub fn variable(
+    g: &mut Graph,
+    config: &Config,
+    parsed: &Parsed,
+    text: &str,
+    wrt: &str,
+    notes: &mut Vec<String>,
+) -> Result<Symbol, Error> {
     let wrt = wrt.trim();
-    let is_name = wrt.starts_with(|c: char| c.is_ascii_alphabetic()) && wrt.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let is_name = wrt.starts_with(|c: char| c.is_ascii_alphabetic())
+        && wrt.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !is_name {
-        return Err(Error::Usage(format!("--wrt `{wrt}` must name a symbol of the expression, not an expression")));
+        return Err(Error::Usage(format!(
+            "--wrt `{wrt}` must name a symbol of the expression, not an expression"
+        )));
     }
-    if FUNCTION_NAMES.iter().any(|(n, _)| *n == wrt) || matches!(wrt, "I" | "eye" | "ones" | "where" | "kron" | "vector" | "matrix") {
-        return Err(Error::Usage(format!("--wrt `{wrt}` is a reserved name, not a symbol")));
+    if FUNCTION_NAMES.iter().any(|(n, _)| *n == wrt)
+        || matches!(
+            wrt,
+            "I" | "eye" | "ones" | "where" | "kron" | "vector" | "matrix"
+        )
+    {
+        return Err(Error::Usage(format!(
+            "--wrt `{wrt}` is a reserved name, not a symbol"
+        )));
     }
     if let Some((_, span)) = parsed.bindings.iter().find(|(n, _)| n == wrt) {
         return Err(Error::in_expr(
-            ExprError::new(format!("the where binding `{wrt}` shadows the variable {wrt}: rename the binding"), *span),
+            ExprError::new(
+                format!("the where binding `{wrt}` shadows the variable {wrt}: rename the binding"),
+                *span,
+            ),
             text,
         ));
     }
     Ok(match g.lookup(wrt) {
         Some(s) => s,
         None => {
-            notes.push(format!("`{wrt}` does not appear in the expression, so the derivative is 0"));
-            let kind = config.kinds.get(wrt).copied().unwrap_or_else(|| parse::default_kind(wrt));
+            notes.push(format!(
+                "`{wrt}` does not appear in the expression, so the derivative is 0"
+            ));
+            let kind = config
+                .kinds
+                .get(wrt)
+                .copied()
+                .unwrap_or_else(|| parse::default_kind(wrt));
             g.declare(wrt, kind)
         }
     })
 }
 
-fn differentiate(a: &DiffArgs, config: &Config, text: &str, hessian: bool) -> Result<Answer, Error> {
+fn differentiate(
+    a: &DiffArgs,
+    config: &Config,
+    text: &str,
+    hessian: bool,
+) -> Result<Answer, Error> {
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
     let var = variable(&mut g, config, &parsed, text, &a.wrt, &mut answer.notes)?;
     let f = g.simplify(parsed.root, false);
     let layout: Layout = a.layout.into();
-    let d = if hessian { diff::hessian(&mut g, f, var) } else { diff::derivative(&mut g, f, var, layout) };
+    let d = if hessian {
+        diff::hessian(&mut g, f, var)
+    } else {
+        diff::derivative(&mut g, f, var, layout)
+    };
     let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
     answer.out = render(&g, d, config.format, |j| {
         j["input"] = json!(text);
@@ -219,25 +262,45 @@ fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
     numeric::apply_dims(&g, &mut env, &config.dims)?;
     let mut names = DimNames::default();
     let show = |s: Shape, names: &mut DimNames| -> String {
-        let r = numeric::size_of(&g, &env, s.rows).map_or_else(|| names.name(&g.dims, s.rows), |n| n.to_string());
-        let c = numeric::size_of(&g, &env, s.cols).map_or_else(|| names.name(&g.dims, s.cols), |n| n.to_string());
+        let r = numeric::size_of(&g, &env, s.rows)
+            .map_or_else(|| names.name(&g.dims, s.rows), |n| n.to_string());
+        let c = numeric::size_of(&g, &env, s.cols)
+            .map_or_else(|| names.name(&g.dims, s.cols), |n| n.to_string());
         format!("{r}×{c}")
     };
     // Name the symbols' sizes first, in order of appearance, so `A*x` reads n×m, m×1.
-    let symbols: Vec<(String, Shape)> = g.symbols().map(|(_, i)| (i.name.clone(), i.shape)).collect();
-    let sym_shapes: Vec<(String, String)> = symbols.iter().map(|(n, s)| (n.clone(), show(*s, &mut names))).collect();
+    let symbols: Vec<(String, Shape)> = g
+        .symbols()
+        .map(|(_, i)| (i.name.clone(), i.shape))
+        .collect();
+    let sym_shapes: Vec<(String, String)> = symbols
+        .iter()
+        .map(|(n, s)| (n.clone(), show(*s, &mut names)))
+        .collect();
     let whole = show(g.shape(parsed.root), &mut names);
     let out = match config.format {
         Format::Json => {
-            let symbols: serde_json::Map<String, serde_json::Value> = sym_shapes.iter().map(|(n, s)| (n.clone(), json!(s))).collect();
-            format!("{}\n", json!({"input": text, "shape": whole, "symbols": symbols}))
+            let symbols: serde_json::Map<String, serde_json::Value> = sym_shapes
+                .iter()
+                .map(|(n, s)| (n.clone(), json!(s)))
+                .collect();
+            format!(
+                "{}\n",
+                json!({"input": text, "shape": whole, "symbols": symbols})
+            )
         }
         _ => {
-            let list: Vec<String> = sym_shapes.iter().map(|(n, s)| format!("{n}: {s}")).collect();
+            let list: Vec<String> = sym_shapes
+                .iter()
+                .map(|(n, s)| format!("{n}: {s}"))
+                .collect();
             format!("{whole}  ({})\n", list.join(", "))
         }
     };
-    Ok(Answer { out, ..Answer::default() })
+    Ok(Answer {
+        out,
+        ..Answer::default()
+    })
 }
 
 fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> {
@@ -253,7 +316,11 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     }
     numeric::apply_dims(&g, &mut env, &config.dims)?;
     let mut rng = fastrand::Rng::with_seed(config.seed);
-    let missing: Vec<Symbol> = g.symbols().map(|(s, _)| s).filter(|s| !env.values.contains_key(s)).collect();
+    let missing: Vec<Symbol> = g
+        .symbols()
+        .map(|(s, _)| s)
+        .filter(|s| !env.values.contains_key(s))
+        .collect();
     if !missing.is_empty() {
         if !a.random {
             let names: Vec<String> = missing.iter().map(|&s| g.symbol(s).name.clone()).collect();
@@ -269,7 +336,9 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
         }
     }
     let root = parsed.root;
-    let value = eval::eval(&g, &[root], &env)?.pop().ok_or_else(|| Error::Io("nothing was evaluated".into()))?;
+    let value = eval::eval(&g, &[root], &env)?
+        .pop()
+        .ok_or_else(|| Error::Io("nothing was evaluated".into()))?;
     let out = match config.format {
         Format::Json => format!(
             "{}\n",
@@ -277,5 +346,8 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
         ),
         _ => format!("{}\n", numeric::format_value(&value)),
     };
-    Ok(Answer { out, ..Answer::default() })
+    Ok(Answer {
+        out,
+        ..Answer::default()
+    })
 }

@@ -10,7 +10,11 @@ fn jacob(args: &[&str]) -> (i32, String, String) {
     let mut err = Vec::new();
     let argv = std::iter::once("jacob").chain(args.iter().copied());
     let code = jacob::run(argv, &mut Cursor::new(Vec::new()), &mut out, &mut err);
-    (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
 }
 
 /// Size of an expression as written: one per operator, name and number.
@@ -30,19 +34,33 @@ struct Example {
 }
 
 fn examples() -> Vec<Example> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/examples/derivatives.tsv");
-    let text = std::fs::read_to_string(path).expect("the public examples are beside the repository");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/examples/derivatives.tsv"
+    );
+    let text =
+        std::fs::read_to_string(path).expect("the public examples are beside the repository");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("command\t") && !l.trim().is_empty())
         .map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
-            let dash = |s: &str| if s == "-" { String::new() } else { s.to_string() };
+            let dash = |s: &str| {
+                if s == "-" {
+                    String::new()
+                } else {
+                    s.to_string()
+                }
+            };
             Example {
                 command: c[0].into(),
                 expr: c[1].into(),
                 wrt: c[2].into(),
                 flags: dash(c[3]).split_whitespace().map(String::from).collect(),
-                layout: if c[4] == "-" { "mixed".into() } else { c[4].into() },
+                layout: if c[4] == "-" {
+                    "mixed".into()
+                } else {
+                    c[4].into()
+                },
                 expected: c[5].into(),
             }
         })
@@ -50,7 +68,9 @@ fn examples() -> Vec<Example> {
 }
 
 fn check_claim(of: &str, e: &Example, layout: &str, claim: &str) -> (i32, String) {
-    let mut args: Vec<&str> = vec!["check", of, "--wrt", &e.wrt, "--layout", layout, "--claim", claim, "--points", "4"];
+    let mut args: Vec<&str> = vec![
+        "check", of, "--wrt", &e.wrt, "--layout", layout, "--claim", claim, "--points", "4",
+    ];
     args.extend(e.flags.iter().map(String::as_str));
     let (code, out, err) = jacob(&args);
     (code, format!("{out}{err}"))
@@ -59,7 +79,11 @@ fn check_claim(of: &str, e: &Example, layout: &str, claim: &str) -> (i32, String
 #[test]
 fn every_public_example_is_right_and_short() {
     let examples = examples();
-    assert!(examples.len() >= 18, "the examples file has {} rows", examples.len());
+    assert!(
+        examples.len() >= 18,
+        "the examples file has {} rows",
+        examples.len()
+    );
     for e in &examples {
         let mut args: Vec<&str> = vec![&e.command, &e.expr, "--wrt", &e.wrt, "--layout", &e.layout];
         args.extend(e.flags.iter().map(String::as_str));
@@ -75,9 +99,17 @@ fn every_public_example_is_right_and_short() {
             (e.expr.clone(), e.layout.clone())
         };
         let (code, report) = check_claim(&of, e, &layout, ours);
-        assert_eq!(code, 0, "{}: jacob printed {ours}, which disagrees with finite differences:\n{report}", e.expr);
+        assert_eq!(
+            code, 0,
+            "{}: jacob printed {ours}, which disagrees with finite differences:\n{report}",
+            e.expr
+        );
         let (code, report) = check_claim(&of, e, &layout, &e.expected);
-        assert_eq!(code, 0, "{}: the expected {} should pass the same check:\n{report}", e.expr, e.expected);
+        assert_eq!(
+            code, 0,
+            "{}: the expected {} should pass the same check:\n{report}",
+            e.expr, e.expected
+        );
         let mut kinds = HashMap::new();
         for pair in e.flags.chunks(2) {
             if pair[0] == "--symmetric" {
