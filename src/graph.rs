@@ -268,6 +268,7 @@ pub struct Graph {
     shapes: Vec<Shape>,
     memo: HashMap<Node, Id>,
     costs: Vec<u64>,
+    keys: Vec<u64>,
     symmetric: Vec<bool>,
     /// Transposes already formed, so that pushing `'` through a subexpression is done once.
     pub(crate) transposed: HashMap<Id, Id>,
@@ -290,10 +291,12 @@ impl Graph {
         }
         let id = Id(self.nodes.len() as u32);
         let cost = self.node_cost(&node);
+        let key = self.node_key(&node);
         let symmetric = self.node_symmetric(&node, shape);
         self.nodes.push(node.clone());
         self.shapes.push(shape);
         self.costs.push(cost);
+        self.keys.push(key);
         self.symmetric.push(symmetric);
         self.memo.insert(node, id);
         id
@@ -303,6 +306,33 @@ impl Graph {
     /// counting a shared subexpression each time it occurs (saturating).
     pub fn cost(&self, id: Id) -> u64 {
         self.costs[id.idx()]
+    }
+
+    /// A hash of the expression's structure that does not depend on ids, so that the
+    /// same expression sorts the same way in any graph (deterministic output order).
+    pub fn key(&self, id: Id) -> u64 {
+        self.keys[id.idx()]
+    }
+
+    /// The order in which commutative operands are stored and printed.
+    pub fn order_key(&self, id: Id) -> (u64, u64, Id) {
+        (self.cost(id), self.key(id), id)
+    }
+
+    fn node_key(&self, node: &Node) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::mem::discriminant(node).hash(&mut h);
+        match node {
+            Node::Num(n) => n.hash(&mut h),
+            Node::Sym(s) => self.symbol(*s).name.hash(&mut h),
+            Node::Call(f, _) => f.hash(&mut h),
+            _ => {}
+        }
+        for c in node.children() {
+            self.keys[c.idx()].hash(&mut h);
+        }
+        h.finish()
     }
 
     /// True when the node is known to equal its transpose.

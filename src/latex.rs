@@ -396,6 +396,7 @@ impl Printer<'_> {
 
     fn sum(&self, terms: &[Id], out: &mut String) {
         // Positive terms first, so that `-y + A*x` reads `A x - y`.
+        let terms = crate::print::term_order(self.g, terms);
         let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
         for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
             let negative = self.is_negative(t);

@@ -252,6 +252,12 @@ impl<'a> Builder<'a> {
                 let id = self.flush(run_kind, &run, run_shape);
                 run = vec![id];
             }
+            // A 1×1 product so far (`x'*A*x`) scales what follows; keep it one factor so
+            // that the rest of the run stays a valid matrix chain.
+            if run.len() > 1 && self.graph.dims.is_scalar(run_shape) {
+                let id = self.flush(run_kind, &run, run_shape);
+                run = vec![id];
+            }
             run_kind = kind;
             let lhs = (run_shape, acc.span);
             let (factor_id, shape) = match op.as_str() {

@@ -49,6 +49,39 @@ pub fn text(g: &Graph, id: Id) -> String {
     out
 }
 
+/// The order in which a sum's terms are printed: short terms alphabetically
+/// (`A*x + b`, `A + A'`), long ones after them by size and structure; never by id, so that
+/// printed text read back prints the same.
+pub fn term_order(g: &Graph, terms: &[Id]) -> Vec<Id> {
+    let plain = |t: Id| {
+        if g.cost(t) < 50 {
+            let mut out = String::new();
+            Printer {
+                g,
+                names: &HashMap::new(),
+            }
+            .form(t, &mut out);
+            out
+        } else {
+            String::new()
+        }
+    };
+    let mut keyed: Vec<_> = terms
+        .iter()
+        .map(|&t| {
+            (
+                g.cost(t) >= 50,
+                plain(t),
+                std::cmp::Reverse(g.cost(t)),
+                g.key(t),
+                t,
+            )
+        })
+        .collect();
+    keyed.sort();
+    keyed.into_iter().map(|k| k.4).collect()
+}
+
 /// Chooses the subexpressions worth naming, with names that no symbol uses.
 pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
     let order = g.reachable(&[root]);
@@ -266,6 +299,7 @@ impl Printer<'_> {
 
     fn sum(&self, terms: &[Id], out: &mut String) {
         // Positive terms first, so that `-y + A*x` reads `A*x - y`.
+        let terms = term_order(self.g, terms);
         let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
         for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
             let negative = self.is_negative(t);
@@ -341,7 +375,13 @@ impl Printer<'_> {
             };
             // Keep products of products readable: `(u.*v)*x'`.
             let sole = f.num.len() == 1 && f.den.is_empty() && divisor.is_none() && f.coef == 1.0;
+            let scalar_chain = matches!(self.g.node(x), Node::Mul(_)) && self.g.is_scalar(x) && {
+                let inner = self.fraction(x);
+                inner.coef == 1.0 && !inner.negative && inner.den.is_empty()
+            };
             let min = match self.g.node(x) {
+                // A 1×1 product among factors reads back the same without parentheses.
+                Node::Mul(_) if scalar_chain => Prec::Mul,
                 // `-u.*v` reads back as -(u.*v); `2*(u.*v)` keeps its parentheses.
                 Node::Had(_) if sole => Prec::Mul,
                 Node::Had(_) => Prec::Pow,

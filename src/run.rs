@@ -307,11 +307,19 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut env = Env::default();
+    let mut notes = Vec::new();
     for s in &a.set {
         let (name, value) = s
             .split_once('=')
             .ok_or_else(|| Error::Usage(format!("--set `{s}` should look like x=[1,2,3]")))?;
         let value = crate::values::parse_value(value.trim())?;
+        if g.lookup(name.trim()).is_none() {
+            notes.push(format!(
+                "`{}` does not appear in the expression; its value is not used",
+                name.trim()
+            ));
+            continue;
+        }
         numeric::set_value(&g, &mut env, name.trim(), value)?;
     }
     numeric::apply_dims(&g, &mut env, &config.dims)?;

@@ -194,7 +194,7 @@ impl Graph {
             0 => self.zero(shape),
             1 if self.shape(out[0]) == self.dims.resolve(shape) => out[0],
             _ => {
-                out.sort();
+                out.sort_by_key(|&t| self.key(t));
                 self.intern(Node::Add(out.into()), shape)
             }
         }
@@ -239,8 +239,14 @@ impl Graph {
         if coef == 0.0 || scalars.iter().chain(&chain).any(|&f| self.is_zero(f)) {
             return self.zero(shape);
         }
-        let scalars = self.combine_powers(&mut coef, scalars);
         let chain = self.tidy_chain(chain);
+        let (mut chain, mut scalars) = self.split_scalar_runs(chain, scalars);
+        if chain.len() > 1 && (coef != 1.0 || !scalars.is_empty()) && self.dims.is_scalar(shape) {
+            // `2*x'*A*x` is 2 times the scalar x'*A*x.
+            scalars.push(self.intern(Node::Mul(chain.clone().into()), Shape::SCALAR));
+            chain.clear();
+        }
+        let scalars = self.combine_powers(&mut coef, scalars);
         if chain.is_empty() && scalars.is_empty() {
             return self.num(coef);
         }
@@ -266,15 +272,33 @@ impl Graph {
                     _ => self.cost(f) + 1,
                 })
                 .sum::<u64>()
-                + 1;
+                + u64::from(!self.dims.is_scalar(shape));
             let plain_cost: u64 = chain.iter().map(|&f| self.cost(f)).sum();
-            if transposed_cost < plain_cost {
+            let tie = transposed_cost == plain_cost && self.dims.is_scalar(shape);
+            if transposed_cost < plain_cost || tie {
                 let mut rev: Vec<Id> = Vec::with_capacity(chain.len());
                 for &f in chain.iter().rev() {
-                    rev.push(self.t(f));
+                    let tf = self.t(f);
+                    match self.node(tf) {
+                        Node::Mul(fs)
+                            if !self.is_scalar(tf) && self.parts(tf).chain.len() == fs.len() =>
+                        {
+                            rev.extend_from_slice(&fs.clone())
+                        }
+                        _ => rev.push(tf),
+                    }
+                }
+                // A 1×1 product reads the same both ways: pick one by structure, not by id.
+                if tie && self.key(rev[0]) >= self.key(chain[0]) {
+                    return self.intern(Node::Mul(out.into()), shape);
                 }
                 let inner = self.intern(Node::Mul(rev.into()), shape.t());
-                let inner_t = self.intern(Node::Transpose(inner), shape);
+                // A 1×1 product equals its transpose.
+                let inner_t = if self.dims.is_scalar(shape) {
+                    inner
+                } else {
+                    self.intern(Node::Transpose(inner), shape)
+                };
                 let mut front: Vec<Id> = out[..out.len() - chain.len()].to_vec();
                 if front.is_empty() {
                     return inner_t;
@@ -284,6 +308,27 @@ impl Graph {
             }
         }
         self.intern(Node::Mul(out.into()), shape)
+    }
+
+    /// Splits 1×1 runs off the front of a chain (`x'*a*B` → scalar `x'*a` times `B`), the
+    /// way the parser groups them, so that each product has one canonical form.
+    fn split_scalar_runs(&mut self, chain: Vec<Id>, mut scalars: Vec<Id>) -> (Vec<Id>, Vec<Id>) {
+        let mut start = 0;
+        for i in 0..chain.len() {
+            let whole = start == 0 && i + 1 == chain.len();
+            let opens = self.dims.find(self.shape(chain[start]).rows) == Dim::One;
+            let closes = self.dims.find(self.shape(chain[i]).cols) == Dim::One;
+            if opens && closes && !whole {
+                let run = &chain[start..=i];
+                scalars.push(if run.len() == 1 {
+                    run[0]
+                } else {
+                    self.intern(Node::Mul(run.into()), Shape::SCALAR)
+                });
+                start = i + 1;
+            }
+        }
+        (chain[start..].to_vec(), scalars)
     }
 
     /// Gathers 1×1 factors with the same base into one power; numbers join the coefficient.
@@ -319,7 +364,7 @@ impl Graph {
                 None => others.push(p),
             }
         }
-        others.sort();
+        others.sort_by_key(|&f| self.order_key(f));
         others
     }
 
@@ -458,7 +503,7 @@ impl Graph {
             1 => rest[0],
             _ => {
                 // Short factors first: `step(u).*(W'*d)`.
-                rest.sort_by_key(|&f| (self.cost(f), f));
+                rest.sort_by_key(|&f| self.order_key(f));
                 self.recognize_sigmoid(&rest)
                     .unwrap_or_else(|| self.intern(Node::Had(rest.clone().into()), shape))
             }
@@ -833,7 +878,13 @@ impl Graph {
         // Group terms by their outermost matrix factor on one side.
         let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
         let mut singles: Vec<Id> = Vec::new();
+        let sum_is_scalar = terms.iter().all(|&t| self.is_scalar(t));
         for &t in terms {
+            // A 1×1 term broadcast into a larger sum is not a matrix product: leave it.
+            if self.is_scalar(t) && !sum_is_scalar {
+                singles.push(t);
+                continue;
+            }
             let p = self.parts(t);
             let Some(&edge) = (match side {
                 Side::Right => p.chain.last(),
