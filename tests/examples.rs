@@ -3,19 +3,8 @@
 //! no larger than it.
 
 use std::collections::HashMap;
-use std::io::Cursor;
-
-fn jacob(args: &[&str]) -> (i32, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = std::iter::once("jacob").chain(args.iter().copied());
-    let code = jacob::run(argv, &mut Cursor::new(Vec::new()), &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
+mod common;
+use common::jacob;
 
 /// Size of an expression as written: one per operator, name and number.
 fn size(text: &str, kinds: &HashMap<String, jacob::Kind>) -> u64 {

@@ -3,19 +3,8 @@
 //! with finite differences.
 
 use proptest::prelude::*;
-use std::io::Cursor;
-
-fn jacob(args: &[&str]) -> (i32, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = std::iter::once("jacob").chain(args.iter().copied());
-    let code = jacob::run(argv, &mut Cursor::new(Vec::new()), &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
+mod common;
+use common::jacob;
 
 /// The shapes the generator knows, with n = 3 and m = 4 (distinct, so that a missing
 /// transpose shows).

@@ -2,20 +2,8 @@
 //! expression (line 2); its output is an insta snapshot in `snapshots/`, and every
 //! derivative it shows is also checked against finite differences.
 
-use std::io::Cursor;
-
-/// Runs jacob in-process on `args`; returns (exit code, stdout, stderr).
-fn jacob(args: &[&str]) -> (i32, String, String) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = std::iter::once("jacob").chain(args.iter().copied());
-    let code = jacob::run(argv, &mut Cursor::new(Vec::new()), &mut out, &mut err);
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
+mod common;
+use common::jacob;
 
 /// Splits a case file into its arguments (with the expression in second place).
 fn case(text: &str) -> Vec<String> {
