@@ -438,6 +438,15 @@ impl Graph {
                 Shape::new(n, n)
             }
         };
+        self.declare_shaped(name, kind, shape)
+    }
+
+    /// Declares a symbol that stands for a subexpression of a known shape (the named
+    /// steps of `--explain`); an existing name keeps its symbol.
+    pub fn declare_shaped(&mut self, name: &str, kind: Kind, shape: Shape) -> Symbol {
+        if let Some(s) = self.lookup(name) {
+            return s;
+        }
         let sym = Symbol(self.symbols.len() as u32);
         self.symbols.push(SymbolInfo {
             name: name.to_string(),

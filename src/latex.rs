@@ -2,7 +2,7 @@
 //! renders in KaTeX. A pure function of the graph, shaped like the text printer
 //! ([`crate::print`]): the same precedence levels, the same minimal parentheses.
 
-use crate::graph::{Func, Graph, Id, Kind, Node};
+use crate::graph::{Func, Graph, Id, Kind, Node, Symbol};
 use crate::print::{Prec, format_num};
 
 /// Prints an expression as LaTeX math: bold vectors and matrices (`\mathbf{x}`),
@@ -20,6 +20,34 @@ pub fn latex(g: &Graph, id: Id) -> String {
     };
     printer.at(id, Prec::Add, &mut out);
     out
+}
+
+/// The LaTeX of a symbol. A name `(∂f/∂u1)`, which `--explain` gives a known
+/// derivative, prints as `\left(\frac{\partial f}{\partial \mathbf{u}_{1}}\right)`.
+pub fn symbol(g: &Graph, s: Symbol) -> String {
+    let info = g.symbol(s);
+    let (name, top) = match info.name.strip_suffix('\'') {
+        Some(n) => (n, r"^\top"),
+        None => (info.name.as_str(), ""),
+    };
+    let parts = name
+        .strip_prefix("(∂")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|r| r.split_once("/∂"))
+        .and_then(|(a, b)| Some((g.lookup(a)?, g.lookup(b)?)));
+    match parts {
+        Some((of, by)) => format!(r"\left({}\right){top}", partial(g, of, by)),
+        None => symbol_name(&info.name, info.kind),
+    }
+}
+
+/// `\frac{\partial f}{\partial \mathbf{x}}`.
+pub fn partial(g: &Graph, of: Symbol, by: Symbol) -> String {
+    format!(
+        r"\frac{{\partial {}}}{{\partial {}}}",
+        symbol(g, of),
+        symbol(g, by)
+    )
 }
 
 /// Lowercase Greek letters with a LaTeX command of the same name (omicron has none).
@@ -177,7 +205,7 @@ impl Printer<'_> {
     fn braced_base(&self, id: Id) -> bool {
         let g = self.g;
         match g.node(id) {
-            Node::Sym(s) => symbol_name(&g.symbol(*s).name, g.symbol(*s).kind).contains('_'),
+            Node::Sym(s) => symbol(g, *s).contains('_'),
             Node::Call(Func::Norm2 | Func::Norm1 | Func::Abs, _) => false,
             Node::Call(..) | Node::Transpose(_) | Node::Pow(_) | Node::EPow(_) => true,
             Node::Num(n) => number(n.get()).contains('^'),
@@ -254,7 +282,7 @@ impl Printer<'_> {
         let g = self.g;
         match g.node(id) {
             Node::Num(n) => out.push_str(&number(n.get())),
-            Node::Sym(s) => out.push_str(&symbol_name(&g.symbol(*s).name, g.symbol(*s).kind)),
+            Node::Sym(s) => out.push_str(&symbol(g, *s)),
             Node::Identity(_) => out.push_str(r"\mathbf{I}"),
             // A row of ones or zeros is the transpose of a column: `\mathbf{1}^\top`.
             Node::Ones(..) if self.is_row(id) => out.push_str(r"\mathbf{1}^\top"),

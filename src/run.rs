@@ -214,12 +214,35 @@ fn differentiate(
         diff::derivative(&mut g, f, var, layout)
     };
     let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
-    answer.out = render(&g, d, config.format, |j| {
+    // The answer is printed before `--explain` names its steps, so it is the same text.
+    let out = render(&g, d, config.format, |j| {
         j["input"] = json!(text);
         j["wrt"] = json!(a.wrt.trim());
         j["layout"] = json!(layout.name());
         j["command"] = json!(if hessian { "hess" } else { "diff" });
     });
+    if !a.explain {
+        answer.out = out;
+        return Ok(answer);
+    }
+    if hessian {
+        return Err(Error::Usage(
+            "--explain shows the steps of `diff`; for a Hessian, explain the gradient with `diff` first".into(),
+        ));
+    }
+    let steps = crate::explain::explain(&mut g, f, var, layout)
+        .map_err(|e| Error::Unsupported(e.to_string()))?;
+    answer.out = match config.format {
+        Format::Json => {
+            let mut j: serde_json::Value = serde_json::from_str(&out)
+                .map_err(|e| Error::Io(format!("cannot build the JSON answer: {e}")))?;
+            j["steps"] = json!(steps.render(&g, false));
+            j["steps_latex"] = json!(steps.render(&g, true));
+            format!("{j}\n")
+        }
+        Format::Latex => steps.render(&g, true).join("\n") + "\n" + &out,
+        Format::Text => steps.render(&g, false).join("\n") + "\n" + &out,
+    };
     Ok(answer)
 }
 

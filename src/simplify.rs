@@ -841,7 +841,7 @@ impl Graph {
     }
 
     /// One node again through its smart constructor, with new children.
-    fn rebuild(&mut self, node: &Node, kids: &[Id], old: Id) -> Id {
+    pub(crate) fn rebuild(&mut self, node: &Node, kids: &[Id], old: Id) -> Id {
         match node {
             Node::Num(_) | Node::Sym(_) => old,
             Node::Identity(n) => self.identity(*n),

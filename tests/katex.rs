@@ -67,8 +67,26 @@ const EXTRA: &[(&str, &str, &str, &str)] = &[
     ("simplify", "diag(diag(X))*x", "", ""),
 ];
 
-/// Runs jacob with `args` and returns its one line of LaTeX, failing on an error.
-fn jacob_latex(args: &[String]) -> String {
+/// Expressions whose `diff --explain --format latex` steps must render too, as
+/// `expr`, `wrt`, extra flags.
+const EXPLAINED: &[(&str, &str, &str)] = &[
+    ("A*x", "x", ""),
+    ("a'*x", "x", ""),
+    ("x'*A*x", "x", ""),
+    ("sin(x)", "x", ""),
+    ("tanh(W*x + b)", "x", ""),
+    ("norm2(W2*relu(W1*x) - y)^2", "W1", ""),
+    ("norm2(W2*relu(W1*x) - y)^2", "x", "--layout numerator"),
+    ("softmax(W*x)", "x", "--layout denominator"),
+    ("tr(inv(A + inv(B + X)))", "X", ""),
+    ("x'*A*x + sin(x)'*x", "x", ""),
+    ("exp(x)/sum(exp(x))", "x", ""),
+    ("c*x", "c", "--scalar c"),
+];
+
+/// Runs jacob with `args` and returns its LaTeX: one line, or with `--explain` the
+/// steps and the answer; fails on an error.
+fn jacob_latex(args: &[String]) -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_jacob"))
         .args(args)
         .output()
@@ -82,11 +100,11 @@ fn jacob_latex(args: &[String]) -> String {
     let line = text.trim_end_matches('\n');
     assert!(!line.is_empty(), "jacob {args:?} printed no LaTeX");
     assert!(
-        !line.contains('\n'),
+        !line.contains('\n') || args.iter().any(|a| a == "--explain"),
         "jacob {args:?} printed more than one line: {line}"
     );
     assert!(!line.contains("NaN"), "jacob {args:?} printed NaN: {line}");
-    line.to_string()
+    line.lines().map(String::from).collect()
 }
 
 /// The arguments of one run: options first, then `--` so that an expression that
@@ -130,6 +148,11 @@ fn runs() -> Vec<Vec<String>> {
         let flags: Vec<&str> = flags.split_whitespace().collect();
         runs.push(args(command, expr, wrt, &flags, None));
     }
+    for &(expr, wrt, flags) in EXPLAINED {
+        let mut flags: Vec<&str> = flags.split_whitespace().collect();
+        flags.push("--explain");
+        runs.push(args("diff", expr, wrt, &flags, None));
+    }
     runs
 }
 
@@ -149,7 +172,7 @@ fn katex_missing() -> Option<String> {
 #[test]
 fn latex_output_renders_in_katex() {
     // Collect first, so that a failing jacob run shows even without node.
-    let lines: Vec<String> = runs().iter().map(|a| jacob_latex(a)).collect();
+    let lines: Vec<String> = runs().iter().flat_map(|a| jacob_latex(a)).collect();
     if let Some(why) = katex_missing() {
         if std::env::var_os("CI").is_some() {
             panic!("CI is set but KaTeX cannot run: {why}");

@@ -1,5 +1,6 @@
 // Renders LaTeX strings with KaTeX, one per line of standard input, the way a
 // browser would show jacob's `--format latex` output inside `$…$`.
+// Strict mode: LaTeX that plain LaTeX would reject (Unicode in text mode) fails too.
 // Prints `ok N` when all N lines render; otherwise prints each failing line
 // with KaTeX's error to standard error and exits 1. Used by tests/katex.rs.
 "use strict";
@@ -16,7 +17,7 @@ process.stdin.on("end", () => {
   let failed = 0;
   lines.forEach((line, i) => {
     try {
-      katex.renderToString(line, { throwOnError: true, displayMode: false });
+      katex.renderToString(line, { throwOnError: true, displayMode: false, strict: "error" });
     } catch (e) {
       failed += 1;
       process.stderr.write(`line ${i + 1}: ${line}\n  ${e.message}\n`);
