@@ -356,13 +356,22 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
             )));
         }
         numeric::choose_sizes(&g, &mut env, &mut rng);
+        let mut held: usize = env.values.values().map(|v| v.len()).sum();
+        for &s in &missing {
+            let info = g.symbol(s);
+            if let Some((r, c)) = numeric::numeric_shape(&g, &env, info.shape) {
+                numeric::check_holdable(&info.name, r, c, held)?;
+                held += r * c;
+            }
+        }
         for s in missing {
             let v = numeric::random_value(&g, &env, s, &mut rng, numeric::Draw::Signed)?;
             env.values.insert(s, v);
         }
     }
     let root = parsed.root;
-    let value = eval::eval(&g, &[root], &env)?
+    let value = eval::eval(&g, &[root], &env)
+        .map_err(|e| numeric::explain(&g, e))?
         .pop()
         .ok_or_else(|| Error::Io("nothing was evaluated".into()))?;
     let out = match config.format {
@@ -374,6 +383,7 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     };
     Ok(Answer {
         out,
+        notes,
         ..Answer::default()
     })
 }
