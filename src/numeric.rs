@@ -74,6 +74,11 @@ pub fn apply_dims(g: &Graph, env: &mut Env, dims: &[(String, Vec<usize>)]) -> Re
                 )));
             }
         };
+        if r != c && g.dims.find(shape.rows) == g.dims.find(shape.cols) {
+            return Err(Error::Usage(format!(
+                "--dim {name}={r}x{c}: the expression needs `{name}` square"
+            )));
+        }
         let what = format!("--dim {name}");
         assign(g, env, shape.rows, r, &what)?;
         assign(g, env, shape.cols, c, &what)?;

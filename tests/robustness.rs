@@ -1305,6 +1305,12 @@ fn eval_names_sizes_and_values_in_the_users_words() {
             at: None,
         },
         Bad {
+            args: &["eval", "A*A", "--random", "--dim", "A=3x2"],
+            stdin: b"",
+            needles: &["--dim A=3x2", "needs `A` square"],
+            at: None,
+        },
+        Bad {
             args: &["diff", "x'*x", "--wrt", ""],
             stdin: b"",
             needles: &["--wrt is empty"],
