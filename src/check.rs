@@ -476,7 +476,7 @@ fn eval_one(g: &Graph, root: Id, env: &Env) -> Result<Result<DMatrix<f64>, Strin
             None => Err(Error::Io("nothing was evaluated".into())),
         },
         Err(e) if redrawable(&e) => Ok(Err(e.to_string())),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(numeric::explain(g, e)),
     }
 }
 
@@ -496,7 +496,7 @@ impl Problem<'_> {
             }
             Ok(_) => {}
             Err(e) if redrawable(&e) => return Ok(Outcome::Redraw(e.to_string())),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(numeric::explain(g, e)),
         }
         let v0 = env
             .values

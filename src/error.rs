@@ -84,24 +84,79 @@ impl Error {
 }
 
 /// The message, then the expression with a caret under the span.
+///
+/// Characters that would act on the terminal rather than show (control characters,
+/// invisible bidirectional marks) are drawn escaped, `\x07`, and the caret stays
+/// under the character it points at.
 fn render(message: &str, text: &str, span: Span) -> String {
     // Expressions read from a file can hold newlines; show the line with the error.
-    let start = span.start.min(text.len());
+    let start = floor_char_boundary(text, span.start.min(text.len()));
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
     let line = &text[line_start..line_end];
+    // A CRLF line ending is not part of the expression.
+    let line = line.strip_suffix('\r').unwrap_or(line);
     let column = text[line_start..start].chars().count();
-    let width = text[start..span.end.clamp(start, line_end)]
-        .chars()
-        .count()
-        .max(1);
+    let end = floor_char_boundary(text, span.end.min(line_start + line.len()).max(start));
+    let width = text[start..end].chars().count().max(1);
     // Very long inputs: show a window around the caret.
     let (shown, column) = window(line, column, 70);
+    // Columns on screen: an escaped character takes the width of its escape.
+    let mut out = String::new();
+    let mut caret_from = 0;
+    let mut caret_to = 0;
+    for (i, c) in shown.chars().enumerate() {
+        if i == column {
+            caret_from = out.chars().count();
+        }
+        match (c, visible(c)) {
+            // A tab shows as one space, so the caret still lines up.
+            ('\t', _) => out.push(' '),
+            (_, Some(escape)) => out.push_str(&escape),
+            (_, None) => out.push(c),
+        }
+        if i < column + width {
+            caret_to = out.chars().count();
+        }
+    }
+    if column >= shown.chars().count() {
+        caret_from = out.chars().count();
+        caret_to = caret_from + 1;
+    }
+    let carets = caret_to.saturating_sub(caret_from).clamp(1, 70);
     format!(
-        "{message}\n  {shown}\n  {}{}",
-        " ".repeat(column),
-        "^".repeat(width.min(70))
+        "{message}\n  {out}\n  {}{}",
+        " ".repeat(caret_from),
+        "^".repeat(carets)
     )
+}
+
+/// The largest char boundary of `text` at or below `i`.
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// How a character that would not show as itself on a terminal is drawn: control
+/// characters as `\0`, `\t`, `\x1b`, …, and invisible format characters (bidirectional
+/// overrides, zero-width spaces, the byte-order mark) as `\u{202e}`; `None` for a
+/// character that shows as itself.
+pub fn visible(c: char) -> Option<String> {
+    match c {
+        '\0' => Some("\\0".to_string()),
+        '\t' => Some("\\t".to_string()),
+        '\r' => Some("\\r".to_string()),
+        '\n' => Some("\\n".to_string()),
+        c if (c as u32) < 0x80 && c.is_control() => Some(format!("\\x{:02x}", c as u32)),
+        c if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{00ad}') =>
+        {
+            Some(format!("\\u{{{:x}}}", c as u32))
+        }
+        _ => None,
+    }
 }
 
 fn window(line: &str, column: usize, half: usize) -> (String, usize) {

@@ -9,8 +9,10 @@ use crate::shape::{Dim, Shape};
 use nalgebra::{DMatrix, DVector};
 use std::collections::HashMap;
 
-/// The most entries a single intermediate value may have.
-const MAX_ENTRIES: usize = 100_000_000;
+/// The most entries a single value may have (10^8 numbers, 800 MB): symbols' values,
+/// whether given or drawn, and every intermediate result. Larger requests are refused
+/// with an error instead of failing to allocate.
+pub const MAX_ENTRIES: usize = 100_000_000;
 
 /// A matrix whose smallest singular value is below this fraction of its largest is
 /// treated as singular by `inv`.

@@ -2,9 +2,9 @@
 //! user (`--dim`, `--set`) or drawn at random (seeded).
 
 use crate::error::Error;
-use crate::eval::Env;
-use crate::graph::{Graph, Kind, Symbol};
-use crate::shape::{Dim, DimNames, Shape};
+use crate::eval::{Env, EvalError, MAX_ENTRIES};
+use crate::graph::{Graph, Id, Kind, Node, Symbol};
+use crate::shape::{Dim, Shape};
 use nalgebra::DMatrix;
 
 /// Records `dim = n`, or says why it cannot be.
@@ -15,13 +15,10 @@ pub fn assign(g: &Graph, env: &mut Env, dim: Dim, n: usize, what: &str) -> Resul
         _ => size_of(g, env, d),
     };
     match known {
-        Some(k) if k != n => {
-            let mut names = DimNames::default();
-            let name = names.name(&g.dims, d);
-            Err(Error::Usage(format!(
-                "{what} gives the size {name} = {n}, but it is already {k}"
-            )))
-        }
+        Some(k) if k != n => Err(Error::Usage(format!(
+            "{what} makes {} {n}, but the other values or --dim make it {k}",
+            describe_dim(g, d)
+        ))),
         Some(_) => Ok(()),
         None => {
             if let Some((a, b)) = g.dims.factors(d)
@@ -77,6 +74,11 @@ pub fn apply_dims(g: &Graph, env: &mut Env, dims: &[(String, Vec<usize>)]) -> Re
                 )));
             }
         };
+        if r != c && g.dims.find(shape.rows) == g.dims.find(shape.cols) {
+            return Err(Error::Usage(format!(
+                "--dim {name}={r}x{c}: the expression needs `{name}` square"
+            )));
+        }
         let what = format!("--dim {name}");
         assign(g, env, shape.rows, r, &what)?;
         assign(g, env, shape.cols, c, &what)?;
@@ -134,6 +136,7 @@ pub fn random_value(
             info.name
         ))
     })?;
+    check_holdable(&info.name, r, c, 0)?;
     let mut entry = || match draw {
         Draw::Signed => rng.f64() * 2.0 - 1.0,
         Draw::Positive => 0.5 + rng.f64(),
@@ -176,6 +179,11 @@ pub fn set_value(g: &Graph, env: &mut Env, name: &str, value: DMatrix<f64>) -> R
             info.kind.word()
         )));
     }
+    if r != c && g.dims.find(info.shape.rows) == g.dims.find(info.shape.cols) {
+        return Err(Error::Usage(format!(
+            "--set {name}: the value is {r}×{c}, but the expression needs `{name}` square"
+        )));
+    }
     if info.kind == Kind::Symmetric
         && (&value - value.transpose()).amax() > 1e-9 * value.amax().max(1.0)
     {
@@ -192,11 +200,84 @@ pub fn set_value(g: &Graph, env: &mut Env, name: &str, value: DMatrix<f64>) -> R
             "--set {name}: the value is {r}×{c}, but the other values make `{name}` {er}×{ec}"
         )));
     }
+    check_holdable(name, r, c, 0)?;
     let what = format!("--set {name}");
     assign(g, env, info.shape.rows, r, &what)?;
     assign(g, env, info.shape.cols, c, &what)?;
     env.values.insert(sym, value);
     Ok(())
+}
+
+/// Fails unless a value of `r×c` entries for the symbol `name` can be held along with
+/// `held` entries already held by other values: at most [`MAX_ENTRIES`] in all.
+pub fn check_holdable(name: &str, r: usize, c: usize, held: usize) -> Result<(), Error> {
+    match r.checked_mul(c).and_then(|n| n.checked_add(held)) {
+        Some(total) if total <= MAX_ENTRIES => Ok(()),
+        _ if held == 0 => Err(Error::Usage(format!(
+            "`{name}` would be {r}×{c}, too large to hold (jacob holds at most {MAX_ENTRIES} entries): give smaller sizes with --dim"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "the values would hold more than {MAX_ENTRIES} entries in all, too many for jacob (`{name}` is {r}×{c}): give smaller sizes with --dim"
+        ))),
+    }
+}
+
+/// A symbolic size in the user's words: "the length of `x`", "the number of columns
+/// of `A`", "the number of rows of `ones`".
+pub fn describe_dim(g: &Graph, dim: Dim) -> String {
+    let d = g.dims.find(dim);
+    for (_, info) in g.symbols() {
+        let name = &info.name;
+        if g.dims.find(info.shape.rows) == d {
+            return match info.kind {
+                Kind::Vector => format!("the length of `{name}`"),
+                Kind::Symmetric => format!("the size of `{name}`"),
+                _ => format!("the number of rows of `{name}`"),
+            };
+        }
+        if g.dims.find(info.shape.cols) == d {
+            return format!("the number of columns of `{name}`");
+        }
+    }
+    for i in 0..g.len() {
+        let node = g.node(Id(i as u32));
+        let (what, rows, cols) = match node {
+            Node::Ones(r, c) => ("`ones`", *r, *c),
+            Node::Identity(n) => ("`I`", *n, *n),
+            Node::Zero(r, c) => ("a `0`", *r, *c),
+            _ => continue,
+        };
+        if matches!(node, Node::Identity(_)) && g.dims.find(rows) == d {
+            return format!("the size of {what}");
+        }
+        if g.dims.find(rows) == d {
+            return format!("the number of rows of {what}");
+        }
+        if g.dims.find(cols) == d {
+            return format!("the number of columns of {what}");
+        }
+    }
+    "a size in the expression".to_string()
+}
+
+/// An evaluation error in the user's words: a missing size is described by what it
+/// is the size of, with what to do about it.
+pub fn explain(g: &Graph, e: EvalError) -> Error {
+    let EvalError::MissingSize(d) = e else {
+        return Error::Eval(e);
+    };
+    let what = describe_dim(g, d);
+    let d = g.dims.find(d);
+    let symbol = g
+        .symbols()
+        .find(|(_, i)| g.dims.find(i.shape.rows) == d || g.dims.find(i.shape.cols) == d);
+    Error::Usage(match symbol {
+        Some((_, info)) => format!(
+            "{what} is not known: give it with --dim {}=…, or a value with --set",
+            info.name
+        ),
+        None => format!("{what} is not fixed by the expression, so it has no numeric value"),
+    })
 }
 
 /// Formats a value as jacob reads it with `--set`: `2.5`, `[1, 2]`, `[[1, 2], [3, 4]]`.

@@ -132,8 +132,16 @@ impl<'a> Builder<'a> {
             .collect();
         let scope_len = self.scope.len();
         let pending_len = self.pending.len();
-        for (name, span) in &names {
+        for (k, (name, span)) in names.iter().enumerate() {
             self.check_bindable(name, *span)?;
+            if names[..k].iter().any(|(earlier, _)| earlier == name) {
+                return Err(ExprError::new(
+                    format!(
+                        "`{name}` is bound twice in this where clause: give each binding its own name"
+                    ),
+                    *span,
+                ));
+            }
         }
         self.pending
             .extend(names.iter().rev().map(|(n, _)| n.clone()));
@@ -574,10 +582,13 @@ impl<'a> Builder<'a> {
         let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name)
             || matches!(name, "kron" | "vector" | "matrix");
         if !known {
+            let args = self.src[name_span.end..span.end].trim();
             return Err(unknown_function(
                 name,
                 name_span,
                 self.graph.lookup(name).is_some() || self.decls.contains_key(name),
+                args,
+                arg_pairs.len(),
             ));
         }
         if arg_pairs.len() != want {
@@ -633,7 +644,7 @@ impl<'a> Builder<'a> {
             _ => {}
         }
         let Some(&(_, mut func)) = FUNCTION_NAMES.iter().find(|(n, _)| *n == name) else {
-            return Err(unknown_function(name, name_span, false));
+            return Err(unknown_function(name, name_span, false, "", 0));
         };
         let out = if func.is_elementwise() {
             shape
@@ -702,23 +713,38 @@ pub fn default_kind(name: &str) -> Kind {
     }
 }
 
-fn unknown_function(name: &str, span: Span, is_symbol: bool) -> ExprError {
-    let candidates = FUNCTION_NAMES
+/// The error for `name(…)` where `name` is not a function. `args` is the text of the
+/// parenthesized arguments, `(x)`, and `count` how many there are.
+fn unknown_function(
+    name: &str,
+    span: Span,
+    is_symbol: bool,
+    args: &str,
+    count: usize,
+) -> ExprError {
+    let lower = name.to_ascii_lowercase();
+    let close = FUNCTION_NAMES
         .iter()
         .map(|(n, _)| *n)
-        .chain(["kron", "vector", "matrix"]);
-    let best = candidates
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .chain(["kron", "vector", "matrix"])
+        .map(|c| (strsim::damerau_levenshtein(&lower, c), c))
         .min()
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3));
-    let mut message = if is_symbol || name.starts_with(|c: char| c.is_ascii_uppercase()) {
-        format!("`{name}` is not a function; to multiply, write `{name}*(…)`")
+        .filter(|(d, _)| {
+            let allowed = if name.len() <= 4 { 1 } else { 2 };
+            *d <= allowed && *d < name.len()
+        });
+    let multiply = if count == 1 && args.chars().count() <= HINT_CHARS {
+        format!("; to multiply, write `{name}*{args}`")
     } else {
-        format!("unknown function `{name}`")
+        "; to multiply, write `*` before `(`".to_string()
     };
-    if let Some((_, suggestion)) = best {
-        message.push_str(&format!("; did you mean `{suggestion}`?"));
-    }
+    let message = match close {
+        Some((_, suggestion)) if !is_symbol => {
+            format!("unknown function `{name}`; did you mean `{suggestion}`?")
+        }
+        _ if is_symbol || count == 1 => format!("`{name}` is not a function{multiply}"),
+        _ => format!("unknown function `{name}`"),
+    };
     ExprError::new(message, span)
 }
 
@@ -746,9 +772,10 @@ fn pre_scan(src: &str) -> Result<(), ExprError> {
                     None => String::new(),
                 },
             };
+            let shown = crate::error::visible(c).unwrap_or_else(|| c.to_string());
             return Err(ExprError::new(
                 format!(
-                    "the character `{c}` (U+{:04X}) is not part of jacob's language{hint}",
+                    "the character `{shown}` (U+{:04X}) is not part of jacob's language{hint}",
                     c as u32
                 ),
                 span,
@@ -816,77 +843,337 @@ fn greek_name(c: char) -> Option<&'static str> {
     LETTERS.iter().find(|(l, _)| *l == c).map(|(_, n)| *n)
 }
 
+/// What a piece of text is, for syntax messages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tok {
+    Number,
+    Name,
+    Punct,
+}
+
+/// A token: its kind and byte range.
+#[derive(Clone, Copy, Debug)]
+struct Token {
+    kind: Tok,
+    start: usize,
+    end: usize,
+}
+
+/// Splits text (already checked to be ASCII) into numbers, names and punctuation the
+/// way the grammar reads them; `.*`, `./` and `.^` are one token.
+fn tokens(src: &str) -> Vec<Token> {
+    let b = src.as_bytes();
+    let digits = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        let start = i;
+        let kind = if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        } else if c.is_ascii_digit() || (c == b'.' && next.is_some_and(|n| n.is_ascii_digit())) {
+            i = digits(i);
+            if i < b.len() && b[i] == b'.' && b.get(i + 1).is_some_and(|n| n.is_ascii_digit()) {
+                i = digits(i + 1);
+            }
+            if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                let mut j = i + 1;
+                if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                    j += 1;
+                }
+                if j < b.len() && b[j].is_ascii_digit() {
+                    i = digits(j);
+                }
+            }
+            Tok::Number
+        } else if c.is_ascii_alphabetic() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            Tok::Name
+        } else {
+            let two = c == b'.' && matches!(next, Some(b'*' | b'/' | b'^'));
+            i += if two { 2 } else { 1 };
+            // Non-ASCII text never gets here (the pre-scan refuses it), but stay on a
+            // character boundary regardless.
+            while i < b.len() && !src.is_char_boundary(i) {
+                i += 1;
+            }
+            Tok::Punct
+        };
+        out.push(Token {
+            kind,
+            start,
+            end: i,
+        });
+    }
+    out
+}
+
+/// The longest operand text a syntax hint quotes; longer operands get a hint without
+/// quoting them.
+const HINT_CHARS: usize = 30;
+
+/// The index of the token that closes the bracket opened at `open` (`(` at index
+/// `open`), if any.
+fn closing(src: &str, toks: &[Token], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (j, t) in toks.iter().enumerate().skip(open) {
+        match &src[t.start..t.end] {
+            "(" => depth += 1,
+            ")" => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The text of the operand that ends with token `last`: a number, a name, a call or a
+/// parenthesized group, with any transposes; `None` if there is none or it is long.
+fn operand_before(src: &str, toks: &[Token], last: usize) -> Option<String> {
+    let end = toks[last].end;
+    let mut j = last;
+    while &src[toks[j].start..toks[j].end] == "'" {
+        j = j.checked_sub(1)?;
+    }
+    let t = toks[j];
+    let text = &src[t.start..t.end];
+    let start = match t.kind {
+        Tok::Number => t.start,
+        Tok::Name if text != "where" => t.start,
+        Tok::Punct if text == ")" => {
+            let mut depth = 0usize;
+            let mut open = None;
+            for k in (0..=j).rev() {
+                match &src[toks[k].start..toks[k].end] {
+                    ")" => depth += 1,
+                    "(" => {
+                        depth -= 1;
+                        if depth == 0 {
+                            open = Some(k);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let open = open?;
+            match open.checked_sub(1).map(|k| toks[k]) {
+                Some(f) if f.kind == Tok::Name && &src[f.start..f.end] != "where" => f.start,
+                _ => toks[open].start,
+            }
+        }
+        _ => return None,
+    };
+    let text = src[start..end].to_string();
+    (text.chars().count() <= HINT_CHARS).then_some(text)
+}
+
+/// The text of the operand that starts with token `first`, with any transposes;
+/// `None` if there is none or it is long.
+fn operand_after(src: &str, toks: &[Token], first: usize) -> Option<String> {
+    let t = toks[first];
+    let text = &src[t.start..t.end];
+    let is = |k: usize, s: &str| toks.get(k).is_some_and(|t| &src[t.start..t.end] == s);
+    let mut last = match t.kind {
+        Tok::Number => first,
+        Tok::Name if text == "where" => return None,
+        Tok::Name if is(first + 1, "(") => closing(src, toks, first + 1)?,
+        Tok::Name => first,
+        Tok::Punct if text == "(" => closing(src, toks, first)?,
+        Tok::Punct => return None,
+    };
+    while is(last + 1, "'") {
+        last += 1;
+    }
+    let text = src[t.start..toks[last].end].to_string();
+    (text.chars().count() <= HINT_CHARS).then_some(text)
+}
+
 /// Turns pest's error into one sentence at the offending place.
+///
+/// Every piece of jacob text a message suggests is itself valid jacob.
 fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> ExprError {
     let pos = match e.location {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((p, _)) => p,
+    }
+    .min(src.len());
+    let toks = tokens(src);
+    let k = toks.iter().position(|t| t.end > pos).unwrap_or(toks.len());
+    let text_of = |j: usize| &src[toks[j].start..toks[j].end];
+    let found = toks.get(k).map(|_| text_of(k));
+    let prev = k.checked_sub(1).map(text_of);
+    let span = match toks.get(k) {
+        Some(t) => Span::new(t.start, t.end),
+        None => Span::new(src.len(), src.len() + 1),
     };
-    let rest = &src[pos.min(src.len())..];
-    let found = rest.chars().next();
-    let before = src[..pos.min(src.len())].trim_end();
-    let prev = before.chars().last();
-    let span = Span::new(pos, pos + found.map_or(1, |c| c.len_utf8()));
-    let operand_end =
-        |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ')' || c == '\'' || c == '.';
-    let operand_start = |c: char| c.is_ascii_alphanumeric() || c == '(' || c == '.';
-    match (prev, found) {
-        (_, None) => ExprError::new("the expression ends too early: an operand is missing", span),
-        (Some(p), Some(f))
-            if operand_end(p)
-                && operand_start(f)
-                && !rest.starts_with(".*")
-                && !rest.starts_with("./")
-                && !rest.starts_with(".^") =>
+    let in_where = toks[..k].iter().any(|t| &src[t.start..t.end] == "where");
+    let is_operand_end = |j: usize| {
+        let t = toks[j];
+        match t.kind {
+            Tok::Number => true,
+            Tok::Name => text_of(j) != "where",
+            Tok::Punct => matches!(text_of(j), ")" | "'"),
+        }
+    };
+    let is_operand_start = |j: usize| {
+        let t = toks[j];
+        match t.kind {
+            Tok::Number => true,
+            Tok::Name => text_of(j) != "where",
+            Tok::Punct => text_of(j) == "(",
+        }
+    };
+    let binding_example = "`h = A*x`";
+
+    // The keyword `where` out of place.
+    if found == Some("where") && prev.is_none() {
+        return ExprError::new(
+            "an expression must come before `where`, as in `h'*h where h = A*x`",
+            span,
+        );
+    }
+    if found == Some("where") && k > 0 && !is_operand_end(k - 1) {
+        return ExprError::new(
+            format!(
+                "`{}` needs an operand after it, not `where`",
+                prev.unwrap_or("")
+            ),
+            span,
+        );
+    }
+    if let Some(p) = prev
+        && (p == "where" || (p == "," && in_where))
+        && found.is_none_or(|f| toks[k].kind != Tok::Name || f == "where")
+    {
+        let early = if found.is_none() {
+            "the expression ends too early: "
+        } else {
+            ""
+        };
+        return ExprError::new(
+            format!("{early}`{p}` must be followed by a binding such as {binding_example}"),
+            span,
+        );
+    }
+    // A binding without `=`: `x where h`.
+    if in_where
+        && let Some(f) = found
+        && toks[k].kind == Tok::Name
+        && k > 0
+        && matches!(text_of(k - 1), "where" | ",")
+        && toks.get(k + 1).is_none_or(|_| text_of(k + 1) != "=")
+    {
+        return ExprError::new(
+            format!(
+                "the name `{f}` after `{}` needs `=` and a value, as in {binding_example}",
+                text_of(k - 1)
+            ),
+            span,
+        );
+    }
+    if in_where
+        && found != Some("=")
+        && k >= 2
+        && toks[k - 1].kind == Tok::Name
+        && matches!(text_of(k - 2), "where" | ",")
+    {
+        let name = text_of(k - 1);
+        return ExprError::new(
+            format!("expected `=` after `{name}`: a where binding reads {binding_example}"),
+            span,
+        );
+    }
+
+    let Some(f) = found else {
+        return ExprError::new("the expression ends too early: an operand is missing", span);
+    };
+    let after = &src[toks[k].start..];
+
+    // Two operands side by side.
+    if k > 0 && is_operand_end(k - 1) && is_operand_start(k) {
+        let p = text_of(k - 1);
+        if toks[k - 1].kind == Tok::Number && p.contains('.') && f.starts_with('.') {
+            return ExprError::new("a number has at most one decimal point", span);
+        }
+        if toks[k - 1].kind == Tok::Number
+            && !p.contains(['e', 'E'])
+            && matches!(f, "e" | "E")
+            && toks[k - 1].end == toks[k].start
         {
-            let left: String = before
-                .chars()
-                .rev()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            let right: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            let left = if left.is_empty() { p.to_string() } else { left };
-            let right = if right.is_empty() {
-                f.to_string()
+            return ExprError::new(
+                format!("the exponent of `{p}{f}` has no digits, as in `{p}e3`"),
+                span,
+            );
+        }
+        if toks[k - 1].kind == Tok::Name
+            && (FUNCTION_NAMES.iter().any(|(n, _)| *n == p)
+                || matches!(p, "kron" | "vector" | "matrix"))
+        {
+            return ExprError::new(
+                match operand_after(src, &toks, k) {
+                    Some(arg) if !arg.starts_with('(') => {
+                        format!("`{p}` is a function: call it as `{p}({arg})`")
+                    }
+                    _ => format!(
+                        "`{p}` is a function: put its argument in parentheses right after it"
+                    ),
+                },
+                span,
+            );
+        }
+        return ExprError::new(
+            match (operand_before(src, &toks, k - 1), operand_after(src, &toks, k)) {
+                (Some(l), Some(r)) => format!(
+                    "implicit multiplication is not supported: write `{l}*{r}` (or `{l}.*{r}`)"
+                ),
+                _ => "implicit multiplication is not supported: write `*` (or `.*`) between the operands"
+                    .to_string(),
+            },
+            span,
+        );
+    }
+    match f {
+        "." => {
+            let transpose = if after[1..].trim_start().starts_with('\'') {
+                "; a transpose is `'` alone"
             } else {
-                right
+                ""
             };
             ExprError::new(
                 format!(
-                    "implicit multiplication is not supported: write `{left}*{right}` (or `{left}.*{right}`)"
+                    "a lone `.` is not an operator: the elementwise operators are `.*`, `./` and `.^`{transpose}"
                 ),
                 span,
             )
         }
-        (_, Some(',')) => ExprError::new(
+        "," => ExprError::new(
             "unexpected `,`: only kron takes two arguments, and where bindings are separated by commas",
             span,
         ),
-        (_, Some(f))
-            if "+*/^".contains(f)
-                || rest.starts_with(".*")
-                || rest.starts_with("./")
-                || rest.starts_with(".^") =>
-        {
-            let op: String = if f == '.' {
-                rest.chars().take(2).collect()
-            } else {
-                f.to_string()
-            };
-            ExprError::new(format!("`{op}` needs an operand on its left"), span)
+        "+" | "*" | "/" | "^" | ".*" | "./" | ".^" => {
+            ExprError::new(format!("`{f}` needs an operand on its left"), span)
         }
-        (_, Some(')')) => ExprError::new("expected an operand before `)`", span),
-        (_, Some('=')) => ExprError::new(
-            "unexpected `=`: local names are bound with `e where h = …`",
+        ")" => ExprError::new("expected an operand before `)`", span),
+        "'" => ExprError::new("a transpose `'` must follow an operand", span),
+        "=" => ExprError::new(
+            "unexpected `=`: local names are bound with `where`, as in `h'*h where h = A*x`",
             span,
         ),
-        (_, Some(f)) => ExprError::new(
+        _ => ExprError::new(
             format!("unexpected `{f}`: expected an operator or the end of the expression"),
             span,
         ),

@@ -46,7 +46,7 @@ where
             let _ = if code == 0 {
                 write!(stdout, "{text}")
             } else {
-                write!(stderr, "{text}")
+                write!(stderr, "{}", shown(&text))
             };
             return code;
         }
@@ -60,7 +60,7 @@ where
     let config = match Config::from_args(common) {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(stderr, "error: {e}");
+            let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
             return e.exit_code();
         }
     };
@@ -69,12 +69,12 @@ where
             Ok(a) => {
                 let _ = write!(stdout, "{}", a.out);
                 for n in &a.notes {
-                    let _ = writeln!(stderr, "note: {n}");
+                    let _ = writeln!(stderr, "note: {}", shown(n));
                 }
                 i32::from(a.disagrees)
             }
             Err(e) => {
-                let _ = writeln!(stderr, "error: {e}");
+                let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
                 e.exit_code()
             }
         };
@@ -111,18 +111,31 @@ where
             Ok(a) => {
                 let _ = write!(stdout, "{}", a.out);
                 for n in &a.notes {
-                    let _ = writeln!(stderr, "note: line {line_no}: {n}");
+                    let _ = writeln!(stderr, "note: line {line_no}: {}", shown(n));
                 }
                 disagreed |= a.disagrees;
             }
             Err(e) => {
-                let _ = writeln!(stderr, "error: line {line_no}: {e}");
+                let _ = writeln!(stderr, "error: line {line_no}: {}", shown(&e.to_string()));
                 failed = true;
             }
         }
         let _ = stdout.flush();
     }
     if failed { 2 } else { i32::from(disagreed) }
+}
+
+/// A message as written to the terminal: characters that would act on the terminal
+/// instead of showing (control characters other than newlines, bidirectional marks)
+/// are escaped, so that `--wrt $'x\a'` cannot ring a bell or recolor the screen.
+fn shown(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c {
+            '\n' => "\n".to_string(),
+            c => crate::error::visible(c).unwrap_or_else(|| c.to_string()),
+        })
+        .collect()
 }
 
 /// Runs one command on one expression.
@@ -154,6 +167,11 @@ pub fn variable(
     notes: &mut Vec<String>,
 ) -> Result<Symbol, Error> {
     let wrt = wrt.trim();
+    if wrt.is_empty() {
+        return Err(Error::Usage(
+            "--wrt is empty: name the variable to differentiate by, as in --wrt x".to_string(),
+        ));
+    }
     let is_name = wrt.starts_with(|c: char| c.is_ascii_alphabetic())
         && wrt.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !is_name {
@@ -361,13 +379,22 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
             )));
         }
         numeric::choose_sizes(&g, &mut env, &mut rng);
+        let mut held: usize = env.values.values().map(|v| v.len()).sum();
+        for &s in &missing {
+            let info = g.symbol(s);
+            if let Some((r, c)) = numeric::numeric_shape(&g, &env, info.shape) {
+                numeric::check_holdable(&info.name, r, c, held)?;
+                held += r * c;
+            }
+        }
         for s in missing {
             let v = numeric::random_value(&g, &env, s, &mut rng, numeric::Draw::Signed)?;
             env.values.insert(s, v);
         }
     }
     let root = parsed.root;
-    let value = eval::eval(&g, &[root], &env)?
+    let value = eval::eval(&g, &[root], &env)
+        .map_err(|e| numeric::explain(&g, e))?
         .pop()
         .ok_or_else(|| Error::Io("nothing was evaluated".into()))?;
     let out = match config.format {
@@ -379,6 +406,7 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     };
     Ok(Answer {
         out,
+        notes,
         ..Answer::default()
     })
 }

@@ -728,7 +728,6 @@ fn control_characters_and_bad_encodings_are_refused() {
 }
 
 #[test]
-#[ignore = "bug: the caret line echoes raw control characters (NUL, BEL, ESC) to the terminal"]
 fn control_characters_are_not_echoed_raw() {
     for input in [&b"x\0+y\n"[..], b"x\x07+y\n", b"x + \x1b[31my\n"] {
         let o = jacob(&["simplify", "-"], input);
@@ -1005,7 +1004,6 @@ fn where_bindings_that_are_circular_or_shadow_the_variable_are_refused() {
 }
 
 #[test]
-#[ignore = "bug: a name bound twice in one where clause is accepted silently (the later binding wins)"]
 fn a_name_bound_twice_is_refused() {
     let o = jacob(&["diff", "h where h = x, h = y", "--wrt", "x"], b"");
     assert_eq!(o.code, Some(2), "stdout {:?}", o.stdout);
@@ -1041,7 +1039,6 @@ fn constant_folding_never_shows_infinity_or_nan_as_a_number() {
 }
 
 #[test]
-#[ignore = "bug: syntax hints suggest invalid text (`x*.` for `x.'`, `where*h` for `x where h`)"]
 fn syntax_hints_suggest_valid_jacob() {
     for e in ["x.'", "x.y", "1.2.3", "x where h", "where"] {
         let o = jacob(&["simplify", e], b"");
@@ -1053,7 +1050,6 @@ fn syntax_hints_suggest_valid_jacob() {
 }
 
 #[test]
-#[ignore = "bug: eval --random with a large --dim aborts on a failed allocation (exit 134) instead of exit 2"]
 fn eval_random_refuses_a_symbol_too_large_to_hold() {
     let o = jacob(&["eval", "A", "--random", "--dim", "A=100000x100000"], b"");
     assert_eq!(o.code, Some(2), "stderr {}", brief(&o.stderr));
@@ -1065,13 +1061,270 @@ fn eval_random_refuses_a_symbol_too_large_to_hold() {
 }
 
 #[test]
-#[ignore = "bug: `eval \"ones*x\" --random` says `the size d0 has no value`, an internal name"]
 fn eval_errors_do_not_show_internal_size_names() {
     for e in ["ones*x", "sum(ones)"] {
         let o = jacob(&["eval", e, "--random"], b"");
         assert!(matches!(o.code, Some(0 | 2)), "{e}: exit {:?}", o.code);
         assert!(!o.stderr.contains("d0"), "eval {e:?}: {}", o.stderr);
     }
+}
+
+#[test]
+fn the_second_of_two_bindings_of_a_name_gets_the_caret() {
+    check_all_bad(&[
+        Bad {
+            args: &["simplify", "h where h = x, h = y"],
+            stdin: b"",
+            needles: &["`h` is bound twice"],
+            at: Some("h = y"),
+        },
+        Bad {
+            args: &["simplify", "h + g where g = x, h = A*x, g = y"],
+            stdin: b"",
+            needles: &["`g` is bound twice"],
+            at: Some("g = y"),
+        },
+    ]);
+    // The same name in nested clauses is not twice in one clause.
+    let o = jacob(&["simplify", "(h where h = x) + h where h = y"], b"");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+}
+
+#[test]
+fn the_caret_stays_under_its_character_after_escapes_and_tabs() {
+    for (input, at) in [
+        (&b"x\x07 ++ y\n"[..], "\\x07 ++"),
+        (b"\t\tx ++ y\n", "+ y"),
+        (b"x\x1b[31m\n", "\\x1b"),
+    ] {
+        let o = jacob(&["simplify", "-"], input);
+        assert_eq!(o.code, Some(2));
+        let (shown, column, _) = caret(&o.stderr).expect("a caret line");
+        let under: String = shown.chars().skip(column).collect();
+        assert!(under.starts_with(at), "caret under {under:?}: {}", o.stderr);
+    }
+}
+
+#[test]
+fn control_characters_in_flags_are_not_echoed_raw() {
+    for args in [
+        &["diff", "x'*x", "--wrt", "x\x07"][..],
+        &["eval", "x", "--set", "x=[1]", "--set", "y\x1b[31m=[2]"],
+        &["simplify", "x", "--scalar", "a\x07"],
+    ] {
+        let o = jacob(args, b"");
+        assert!(
+            !o.stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: raw control character in {:?}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn syntax_messages_say_what_is_wrong() {
+    check_all_bad(&[
+        Bad {
+            args: &["simplify", "x.'"],
+            stdin: b"",
+            needles: &["`.*`, `./` and `.^`", "transpose is `'`"],
+            at: Some(".'"),
+        },
+        Bad {
+            args: &["simplify", "x.y"],
+            stdin: b"",
+            needles: &["a lone `.`"],
+            at: Some(".y"),
+        },
+        Bad {
+            args: &["simplify", "1.2.3"],
+            stdin: b"",
+            needles: &["one decimal point"],
+            at: Some(".3"),
+        },
+        Bad {
+            args: &["simplify", "1e"],
+            stdin: b"",
+            needles: &["exponent", "`1e3`"],
+            at: Some("e"),
+        },
+        Bad {
+            args: &["simplify", "x where h"],
+            stdin: b"",
+            needles: &["`h`", "needs `=`"],
+            at: Some("h"),
+        },
+        Bad {
+            args: &["simplify", "x where"],
+            stdin: b"",
+            needles: &["ends too early", "binding"],
+            at: Some(""),
+        },
+        Bad {
+            args: &["simplify", "where h = x"],
+            stdin: b"",
+            needles: &["before `where`"],
+            at: Some("where"),
+        },
+        Bad {
+            args: &["simplify", "x + where h = y"],
+            stdin: b"",
+            needles: &["`+` needs an operand after it"],
+            at: Some("where"),
+        },
+        Bad {
+            args: &["simplify", "x where h = y, 2"],
+            stdin: b"",
+            needles: &["`,` must be followed by a binding"],
+            at: Some("2"),
+        },
+        Bad {
+            args: &["simplify", "'x"],
+            stdin: b"",
+            needles: &["transpose", "must follow an operand"],
+            at: Some("'x"),
+        },
+        Bad {
+            args: &["simplify", "exp x"],
+            stdin: b"",
+            needles: &["`exp` is a function", "`exp(x)`"],
+            at: Some("x"),
+        },
+        Bad {
+            args: &["simplify", "(A+B)(x+y)"],
+            stdin: b"",
+            needles: &["implicit multiplication", "`(A+B)*(x+y)`"],
+            at: Some("(x+y)"),
+        },
+        Bad {
+            args: &["simplify", "x'y"],
+            stdin: b"",
+            needles: &["implicit multiplication", "`x'*y`"],
+            at: Some("y"),
+        },
+    ]);
+}
+
+#[test]
+fn a_symbol_before_parentheses_is_a_product_not_a_misspelled_function() {
+    check_all_bad(&[
+        Bad {
+            args: &["simplify", "A(x)"],
+            stdin: b"",
+            needles: &["`A` is not a function", "`A*(x)`"],
+            at: Some("A("),
+        },
+        Bad {
+            args: &["simplify", "x(y)"],
+            stdin: b"",
+            needles: &["`x` is not a function", "`x*(y)`"],
+            at: Some("x("),
+        },
+        Bad {
+            args: &["simplify", "foo(x)"],
+            stdin: b"",
+            needles: &["`foo` is not a function"],
+            at: Some("foo("),
+        },
+        Bad {
+            args: &["simplify", "Tr(A)"],
+            stdin: b"",
+            needles: &["did you mean `tr`"],
+            at: Some("Tr("),
+        },
+        Bad {
+            args: &["simplify", "nrom2(x)"],
+            stdin: b"",
+            needles: &["did you mean `norm2`"],
+            at: Some("nrom2("),
+        },
+    ]);
+    for e in ["A(x)", "x(y)", "foo(x)", "Foo(a, b)"] {
+        let o = jacob(&["simplify", e], b"");
+        assert!(!o.stderr.contains("did you mean"), "{e}: {}", o.stderr);
+    }
+}
+
+#[test]
+fn values_too_large_to_hold_are_refused() {
+    check_all_bad(&[
+        Bad {
+            args: &["eval", "A+B", "--random", "--dim", "A=10000x8000"],
+            stdin: b"",
+            needles: &["more than 100000000 entries"],
+            at: None,
+        },
+        Bad {
+            args: &["eval", "x*x'", "--random", "--dim", "x=100000"],
+            stdin: b"",
+            needles: &["too large"],
+            at: None,
+        },
+        Bad {
+            args: &[
+                "eval",
+                "kron(A, B)",
+                "--random",
+                "--dim",
+                "A=1000x1000",
+                "--dim",
+                "B=100x100",
+            ],
+            stdin: b"",
+            needles: &["too large"],
+            at: None,
+        },
+        Bad {
+            args: &["check", "A*x", "--wrt", "x", "--dim", "A=100000x100000"],
+            stdin: b"",
+            needles: &["too large"],
+            at: None,
+        },
+    ]);
+}
+
+#[test]
+fn eval_names_sizes_and_values_in_the_users_words() {
+    check_all_bad(&[
+        Bad {
+            args: &["eval", "ones*x", "--random"],
+            stdin: b"",
+            needles: &["the number of rows of `ones` is not fixed by the expression"],
+            at: None,
+        },
+        Bad {
+            args: &["eval", "I", "--random"],
+            stdin: b"",
+            needles: &["the size of `I`"],
+            at: None,
+        },
+        Bad {
+            args: &["eval", "inv(A)", "--set", "A=[[1,2,3],[4,5,6]]"],
+            stdin: b"",
+            needles: &["2×3", "needs `A` square"],
+            at: None,
+        },
+        Bad {
+            args: &["eval", "A*A", "--random", "--dim", "A=3x2"],
+            stdin: b"",
+            needles: &["--dim A=3x2", "needs `A` square"],
+            at: None,
+        },
+        Bad {
+            args: &["diff", "x'*x", "--wrt", ""],
+            stdin: b"",
+            needles: &["--wrt is empty"],
+            at: None,
+        },
+    ]);
+    // A --set for a name the expression does not use is noted, not silently dropped.
+    let o = jacob(&["eval", "x", "--set", "x=[1]", "--set", "y=[2]"], b"");
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("note: `y` does not appear"),
+        "{}",
+        o.stderr
+    );
 }
 
 // ---------------------------------------------------------------- performance hangs
