@@ -100,7 +100,7 @@ pub struct DiffArgs {
     /// Show the chain-rule steps, each Jacobian with its shape.
     #[arg(long)]
     pub explain: bool,
-    /// With `--format latex`: the whole statement, `\frac{∂f}{∂x} = …`.
+    /// Print the whole statement, `∂f/∂x = …` with its layout (LaTeX with `--format latex`).
     #[arg(long)]
     pub equation: bool,
 }

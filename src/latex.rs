@@ -3,12 +3,20 @@
 //! ([`crate::print`]): the same precedence levels, the same minimal parentheses.
 
 use crate::graph::{Func, Graph, Id, Kind, Node, Symbol};
-use crate::print::{Prec, format_num};
+use crate::print::{Prec, format_num, shared_names};
+use std::collections::HashMap;
 
 /// Prints an expression as LaTeX math: bold vectors and matrices (`\mathbf{x}`),
 /// `^\top` for transpose, `\odot` for `.*`, `\frac{…}{…}` for division by scalars.
 pub fn latex(g: &Graph, id: Id) -> String {
-    let mut out = String::new();
+    statement(g, id, "", "")
+}
+
+/// `lhs = ` the LaTeX of `id` `tail`, with the text printer's `where` bindings as
+/// aligned lines under it (`\begin{aligned}…\end{aligned}`, which amsmath and KaTeX
+/// accept inside `$…$`). With an empty `lhs`, the expression alone.
+pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
+    let names = shared_names(g, id);
     let printer = Printer {
         g,
         // A scalar named `sigma` prints as `\sigma`; then sigmoid spells its name out.
@@ -17,9 +25,26 @@ pub fn latex(g: &Graph, id: Id) -> String {
         } else {
             r"\sigma"
         },
+        names: &names,
     };
+    let mut out = String::new();
     printer.at(id, Prec::Add, &mut out);
-    out
+    let eq = if lhs.is_empty() { "" } else { " = " };
+    if names.is_empty() {
+        return format!("{lhs}{eq}{out}{tail}");
+    }
+    let mut bound: Vec<(&Id, &String)> = names.iter().collect();
+    bound.sort();
+    let eq = if lhs.is_empty() { "& " } else { " &= " };
+    let mut lines = vec![format!("{lhs}{eq}{out}{tail}")];
+    for (i, (&node, _)) in bound.into_iter().enumerate() {
+        let lead = if i == 0 { r"\text{where}\quad " } else { "" };
+        let mut def = String::new();
+        printer.form(node, &mut def);
+        let name = printer.name(node).unwrap_or_default();
+        lines.push(format!("{lead}{name} &= {def}"));
+    }
+    format!(r"\begin{{aligned}}{}\end{{aligned}}", lines.join(r" \\ "))
 }
 
 /// The LaTeX of a symbol. A name `(∂f/∂u1)`, which `--explain` gives a known
@@ -144,6 +169,8 @@ fn number_prec(v: f64) -> Prec {
 struct Printer<'a> {
     g: &'a Graph,
     sigmoid: &'static str,
+    /// Shared subexpressions printed by name (the text printer's `where` bindings).
+    names: &'a HashMap<Id, String>,
 }
 
 /// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
@@ -168,9 +195,30 @@ impl Fraction {
 }
 
 impl Printer<'_> {
+    /// The LaTeX of a shared subexpression's name, if it has one.
+    fn name(&self, id: Id) -> Option<String> {
+        let name = self.names.get(&id)?;
+        let kind = match self.g.shape(id) {
+            s if self.g.dims.is_scalar(s) => Kind::Scalar,
+            s if self.g.dims.is_column(s) || self.g.dims.is_row(s) => Kind::Vector,
+            _ => Kind::Matrix,
+        };
+        Some(symbol_name(name, kind))
+    }
+
+    /// Prints `id` as it is, or as its name when it is a shared subexpression.
+    fn form_or_name(&self, id: Id, out: &mut String) {
+        match self.name(id) {
+            Some(n) => out.push_str(&n),
+            None => self.form(id, out),
+        }
+    }
+
     /// Prints `id` where a form at least as tight as `min` is needed.
     fn at(&self, id: Id, min: Prec, out: &mut String) {
-        if self.prec(id) < min {
+        if let Some(n) = self.name(id) {
+            out.push_str(&n);
+        } else if self.prec(id) < min {
             out.push_str(r"\left(");
             self.form(id, out);
             out.push_str(r"\right)");
@@ -182,7 +230,11 @@ impl Printer<'_> {
     /// Prints `id` as the base of a superscript `sup`: parenthesized when loose,
     /// braced when it already carries a script or ends in a call's parenthesis.
     fn sup(&self, id: Id, sup: &str, out: &mut String) {
-        if self.prec(id) < Prec::Postfix {
+        if let Some(n) = self.name(id) {
+            out.push('{');
+            out.push_str(&n);
+            out.push('}');
+        } else if self.prec(id) < Prec::Postfix {
             self.at(id, Prec::Postfix, out);
         } else if self.braced_base(id) {
             out.push('{');
@@ -253,6 +305,9 @@ impl Printer<'_> {
 
     fn prec(&self, id: Id) -> Prec {
         let g = self.g;
+        if self.names.contains_key(&id) {
+            return Prec::Atom;
+        }
         match g.node(id) {
             Node::Ones(..) | Node::Zero(..) if self.is_row(id) => Prec::Postfix,
             Node::Num(n) => number_prec(n.get()),
@@ -396,7 +451,7 @@ impl Printer<'_> {
             None => self.at(p, Prec::Add, &mut e),
         }
         if matches!(g.node(b), Node::Call(Func::Norm2 | Func::Norm1, _)) {
-            self.form(b, out);
+            self.form_or_name(b, out);
             out.push_str("^{");
             out.push_str(&e);
             out.push('}');
@@ -412,7 +467,7 @@ impl Printer<'_> {
         } else {
             let p = number(e);
             if matches!(self.g.node(b), Node::Call(Func::Norm2 | Func::Norm1, _)) {
-                self.form(b, out);
+                self.form_or_name(b, out);
                 out.push_str("^{");
                 out.push_str(&p);
                 out.push('}');

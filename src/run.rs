@@ -233,12 +233,18 @@ fn differentiate(
     };
     let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
     // The answer is printed before `--explain` names its steps, so it is the same text.
-    let out = render(&g, d, config.format, |j| {
-        j["input"] = json!(text);
-        j["wrt"] = json!(a.wrt.trim());
-        j["layout"] = json!(layout.name());
-        j["command"] = json!(if hessian { "hess" } else { "diff" });
-    });
+    let statement = |latex: bool| equation(&g, f, var, d, layout, hessian, latex);
+    let out = match config.format {
+        Format::Text if a.equation => format!("{}\n", statement(false)),
+        Format::Latex if a.equation => format!("{}\n", statement(true)),
+        _ => render(&g, d, config.format, |j| {
+            j["input"] = json!(text);
+            j["wrt"] = json!(a.wrt.trim());
+            j["layout"] = json!(layout.name());
+            j["command"] = json!(if hessian { "hess" } else { "diff" });
+            j["equation"] = json!(statement(true));
+        }),
+    };
     if !a.explain {
         answer.out = out;
         return Ok(answer);
@@ -264,6 +270,38 @@ fn differentiate(
     Ok(answer)
 }
 
+/// The whole statement `∂f/∂x = …` with its layout, for `--equation`: LaTeX
+/// (`\frac{\partial}{\partial \mathbf{x}}\left(…\right) = …`) or text.
+fn equation(
+    g: &Graph,
+    f: Id,
+    var: Symbol,
+    d: Id,
+    layout: Layout,
+    hessian: bool,
+    latex: bool,
+) -> String {
+    let v = g.symbol(var);
+    let vector = !g.dims.is_scalar(v.shape);
+    let note = format!("{} layout", layout.name());
+    if !latex {
+        let lhs = match (hessian, vector) {
+            (false, _) => format!("∂({})/∂{}", print::text(g, f), v.name),
+            (true, true) => format!("∂²({})/∂{}∂{}'", print::text(g, f), v.name, v.name),
+            (true, false) => format!("∂²({})/∂{}²", print::text(g, f), v.name),
+        };
+        return format!("{lhs} = {}  ({note})", print::text(g, d));
+    }
+    let x = crate::latex::symbol(g, var);
+    let op = match (hessian, vector) {
+        (false, _) => format!(r"\frac{{\partial}}{{\partial {x}}}"),
+        (true, true) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x} \, \partial {x}^\top}}"),
+        (true, false) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x}^{{2}}}}"),
+    };
+    let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f));
+    crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
+}
+
 fn simplify(_a: &CommonArgs, config: &Config, text: &str) -> Result<Answer, Error> {
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
@@ -283,17 +321,29 @@ fn render(g: &Graph, id: Id, format: Format, extra: impl FnOnce(&mut serde_json:
         Format::Text => format!("{}\n", print::text(g, id)),
         Format::Latex => format!("{}\n", crate::latex::latex(g, id)),
         Format::Json => {
-            let mut names = DimNames::default();
-            let s = g.shape(id);
             let mut j = json!({
                 "result": print::text(g, id),
                 "latex": crate::latex::latex(g, id),
-                "shape": [names.name(&g.dims, s.rows), names.name(&g.dims, s.cols)],
+                "shape": shape_json(g, g.shape(id)),
             });
             extra(&mut j);
             format!("{j}\n")
         }
     }
+}
+
+/// A shape for JSON: `["n", 1]`, symbolic sizes named as `jacob shape` names them.
+pub(crate) fn shape_json(g: &Graph, s: Shape) -> serde_json::Value {
+    let mut names = DimNames::default();
+    for (_, info) in g.symbols() {
+        names.shape(&g.dims, info.shape);
+    }
+    let mut size = |d| {
+        let name = names.name(&g.dims, d);
+        name.parse::<u64>()
+            .map_or_else(|_| json!(name), |n| json!(n))
+    };
+    json!([size(s.rows), size(s.cols)])
 }
 
 fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
@@ -302,19 +352,23 @@ fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
     let mut env = Env::default();
     numeric::apply_dims(&g, &mut env, &config.dims)?;
     let mut names = DimNames::default();
-    let show = |s: Shape, names: &mut DimNames| -> String {
-        let r = numeric::size_of(&g, &env, s.rows)
-            .map_or_else(|| names.name(&g.dims, s.rows), |n| n.to_string());
-        let c = numeric::size_of(&g, &env, s.cols)
-            .map_or_else(|| names.name(&g.dims, s.cols), |n| n.to_string());
-        format!("{r}×{c}")
+    // Each size as a number where `--dim` fixes it, else by name.
+    let show = |s: Shape, names: &mut DimNames| -> [serde_json::Value; 2] {
+        [s.rows, s.cols].map(|d| {
+            numeric::size_of(&g, &env, d)
+                .map_or_else(|| json!(names.name(&g.dims, d)), |n| json!(n))
+        })
+    };
+    let plain = |[r, c]: &[serde_json::Value; 2]| {
+        let one = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), String::from);
+        format!("{}×{}", one(r), one(c))
     };
     // Name the symbols' sizes first, in order of appearance, so `A*x` reads n×m, m×1.
     let symbols: Vec<(String, Shape)> = g
         .symbols()
         .map(|(_, i)| (i.name.clone(), i.shape))
         .collect();
-    let sym_shapes: Vec<(String, String)> = symbols
+    let sym_shapes: Vec<(String, [serde_json::Value; 2])> = symbols
         .iter()
         .map(|(n, s)| (n.clone(), show(*s, &mut names)))
         .collect();
@@ -327,15 +381,15 @@ fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
                 .collect();
             format!(
                 "{}\n",
-                json!({"input": text, "shape": whole, "symbols": symbols})
+                json!({"command": "shape", "input": text, "shape": whole, "symbols": symbols})
             )
         }
         _ => {
             let list: Vec<String> = sym_shapes
                 .iter()
-                .map(|(n, s)| format!("{n}: {s}"))
+                .map(|(n, s)| format!("{n}: {}", plain(s)))
                 .collect();
-            format!("{whole}  ({})\n", list.join(", "))
+            format!("{}  ({})\n", plain(&whole), list.join(", "))
         }
     };
     Ok(Answer {
@@ -400,7 +454,7 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     let out = match config.format {
         Format::Json => format!(
             "{}\n",
-            json!({"value": numeric::rows(&value), "shape": [value.nrows(), value.ncols()], "input": text})
+            json!({"command": "eval", "value": numeric::rows(&value), "shape": [value.nrows(), value.ncols()], "input": text})
         ),
         _ => format!("{}\n", numeric::format_value(&value)),
     };

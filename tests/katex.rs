@@ -1,9 +1,10 @@
-//! Renders jacob's `--format latex` output with KaTeX: every derivative of the public
-//! examples, and a list covering each function and operator of the language, must
-//! render without a KaTeX error.
+//! Renders jacob's `--format latex` output with KaTeX and compiles it with pdflatex:
+//! every derivative of the public examples, a list covering each function and operator
+//! of the language, `--equation` statements and `--explain` steps must render without a
+//! KaTeX error (strict mode) and compile inside `$…$` with amsmath.
 //!
-//! Needs `node` and `npm ci --prefix tests/katex`. Without them the test prints a note
-//! and passes, unless the environment variable `CI` is set: then it fails.
+//! Needs `node` and `npm ci --prefix tests/katex`, and `pdflatex`. Without them a test
+//! prints a note and passes, unless the environment variable `CI` is set: then it fails.
 
 use std::io::Write;
 use std::path::Path;
@@ -57,6 +58,11 @@ const EXTRA: &[(&str, &str, &str, &str)] = &[
     ("diff", "sum(x.^lambda)", "lambda", ""),
     ("diff", "sum(vector(2).*x) + matrix(3)*x", "x", ""),
     ("diff", "sigma*sigmoid(x)", "x", ""),
+    ("diff", "norm2(W3*tanh(W2*relu(W1*x)) - y)^2", "W1", ""),
+    ("diff", "x'*A*x", "x", "--equation"),
+    ("diff", "softmax(W*x)", "W", "--equation"),
+    ("hess", "log(1 + x'*x)", "x", "--equation"),
+    ("hess", "s^3*x'*x", "s", "--equation --scalar s"),
     ("hess", "sum(exp(x))", "x", ""),
     ("hess", "log(1 + x'*x)", "x", ""),
     ("hess", "norm2(A*x - b)^2", "x", ""),
@@ -169,15 +175,57 @@ fn katex_missing() -> Option<String> {
     }
 }
 
+/// Why a tool cannot run here, if it cannot; in CI a missing tool is a failure.
+fn skip(missing: Option<String>, what: &str) -> bool {
+    let Some(why) = missing else {
+        return false;
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but {what} cannot run: {why}");
+    }
+    eprintln!("note: skipping the {what} check: {why}");
+    true
+}
+
+#[test]
+fn latex_output_compiles_with_pdflatex() {
+    let lines: Vec<String> = runs().iter().flat_map(|a| jacob_latex(a)).collect();
+    let missing = match Command::new("pdflatex").arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("`pdflatex` is not on the PATH (Debian: texlive-latex-base)".to_string()),
+    };
+    if skip(missing, "pdflatex") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("jacob-pdflatex-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let mut doc =
+        String::from("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n");
+    for line in &lines {
+        doc.push_str(&format!("${line}$\\par\n"));
+    }
+    doc.push_str("\\end{document}\n");
+    std::fs::write(dir.join("jacob.tex"), doc).expect("the document is written");
+    let out = Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "jacob.tex"])
+        .current_dir(&dir)
+        .output()
+        .expect("pdflatex runs");
+    let log = std::fs::read_to_string(dir.join("jacob.log")).unwrap_or_default();
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with('!')).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && errors.is_empty(),
+        "pdflatex failed on jacob's LaTeX: {errors:?}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn latex_output_renders_in_katex() {
     // Collect first, so that a failing jacob run shows even without node.
     let lines: Vec<String> = runs().iter().flat_map(|a| jacob_latex(a)).collect();
-    if let Some(why) = katex_missing() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI is set but KaTeX cannot run: {why}");
-        }
-        eprintln!("note: skipping the KaTeX rendering check: {why}");
+    if skip(katex_missing(), "KaTeX rendering") {
         return;
     }
     let mut child = Command::new("node")

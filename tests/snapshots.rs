@@ -46,8 +46,16 @@ fn assert_numerically_right(args: &[String], printed: &str) {
     };
     let decls = declarations(args);
     let layout = value_of(args, "--layout").unwrap_or_else(|| "mixed".into());
-    // The answer is the last line (`--explain` prints its steps before it).
-    let claim = printed.trim().lines().last().unwrap_or_default();
+    // The answer is the last line (`--explain` prints its steps before it); with
+    // `--equation`, the right-hand side of `∂(f)/∂x = …  (… layout)`.
+    let mut claim = printed.trim().lines().last().unwrap_or_default();
+    if args.iter().any(|a| a == "--equation") {
+        let lhs_end = claim.rfind('∂').expect("an equation has ∂");
+        let (_, rhs) = claim[lhs_end..]
+            .split_once(" = ")
+            .expect("an equation has =");
+        claim = rhs.rsplit_once("  (").map_or(rhs, |(d, _)| d);
+    }
     // A Hessian is the Jacobian of the gradient: check it as that.
     let (of, layout) = if command == "hess" {
         let mut grad_args: Vec<&str> = vec!["diff", expr, "--wrt", &wrt];
