@@ -157,8 +157,18 @@ fn seeds_replay_cleanly() {
     }
 }
 
-/// Found while building the harness: `ones'*x` is 1×1, but its text `ones*x` reads back
-/// as a column (the printer drops the transpose of a 1×n `ones`; LaTeX keeps it).
+/// Fuzz finding (minimized from `crash-18e449ac…`): with a vector `a`, the Jacobian of
+/// `norm2(X*w)+a` by `w` in denominator layout is `X'*X*w*ones'/norm2(X*w)`, but jacob
+/// prints `X'*X*w*ones/norm2(X*w)`, which it cannot read back (`(n×1)*ones` needs a
+/// row). The printer drops the transpose of a 1×n `ones`; the LaTeX printer keeps it.
+#[test]
+#[ignore = "fuzz finding: print.rs Printer::form prints a row `ones` (1×n) as `ones`, not `ones'`"]
+fn jacobian_of_a_broadcast_sum_reads_back() {
+    replay(b"\x06\x01norm2(X*w)+a");
+}
+
+/// The same bug in `simplify`: `ones'*x` is 1×1, but its text `ones*x` reads back as a
+/// column.
 #[test]
 #[ignore = "fuzz finding: print.rs Printer::form prints a row `ones` (1×n) as `ones`, not `ones'`"]
 fn a_row_of_ones_prints_with_its_transpose() {
