@@ -199,10 +199,17 @@ impl Printer<'_> {
         f
     }
 
+    /// A 1×n row whose length is not 1.
+    fn is_row(&self, id: Id) -> bool {
+        let s = self.g.shape(id);
+        self.g.dims.is_row(s) && !self.g.dims.is_scalar(s)
+    }
+
     fn prec(&self, id: Id) -> Prec {
         let g = self.g;
         match g.node(id) {
             Node::Num(n) if n.get() < 0.0 => Prec::Neg,
+            Node::Ones(..) if self.is_row(id) => Prec::Postfix,
             Node::Num(_)
             | Node::Sym(_)
             | Node::Identity(_)
@@ -233,6 +240,8 @@ impl Printer<'_> {
             Node::Num(n) => out.push_str(&format_num(n.get())),
             Node::Sym(s) => out.push_str(&g.symbol(*s).name),
             Node::Identity(_) => out.push('I'),
+            // A row of ones reads back only with its transpose.
+            Node::Ones(..) if self.is_row(id) => out.push_str("ones'"),
             Node::Ones(..) => out.push_str("ones"),
             Node::Zero(..) => out.push('0'),
             Node::Add(ts) => self.sum(ts, out),

@@ -162,7 +162,7 @@ fn seeds_replay_cleanly() {
 /// prints `X'*X*w*ones/norm2(X*w)`, which it cannot read back (`(n×1)*ones` needs a
 /// row). The printer drops the transpose of a 1×n `ones`; the LaTeX printer keeps it.
 #[test]
-#[ignore = "fuzz finding: print.rs Printer::form prints a row `ones` (1×n) as `ones`, not `ones'`"]
+
 fn jacobian_of_a_broadcast_sum_reads_back() {
     replay(b"\x06\x01norm2(X*w)+a");
 }
@@ -170,7 +170,7 @@ fn jacobian_of_a_broadcast_sum_reads_back() {
 /// The same bug in `simplify`: `ones'*x` is 1×1, but its text `ones*x` reads back as a
 /// column.
 #[test]
-#[ignore = "fuzz finding: print.rs Printer::form prints a row `ones` (1×n) as `ones`, not `ones'`"]
+
 fn a_row_of_ones_prints_with_its_transpose() {
     let (code, out, err) = run(&["simplify", "--", "ones'*x"]);
     assert_eq!(code, 0, "{err}");
