@@ -508,6 +508,27 @@ impl Graph {
         dep
     }
 
+    /// The factors of an elementwise product with the products nested in it (and
+    /// accepted by `open`) opened up, in the order a flat product would have them.
+    pub fn had_factors(&self, factors: &[Id], open: impl Fn(Id) -> bool) -> Vec<Id> {
+        let mut out = Vec::with_capacity(factors.len());
+        let mut stack: Vec<Id> = factors.iter().rev().copied().collect();
+        let mut opened = false;
+        while let Some(x) = stack.pop() {
+            match self.node(x) {
+                Node::Had(fs) if open(x) => {
+                    stack.extend(fs.iter().rev());
+                    opened = true;
+                }
+                _ => out.push(x),
+            }
+        }
+        if opened {
+            out.sort_by_key(|&x| self.order_key(x));
+        }
+        out
+    }
+
     /// The longest path from `root` down to a leaf.
     pub fn depth(&self, root: Id) -> usize {
         let mut depth = vec![0usize; self.len()];

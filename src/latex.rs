@@ -493,6 +493,7 @@ impl Printer<'_> {
 
     fn hadamard(&self, factors: &[Id], out: &mut String) {
         let g = self.g;
+        let factors = g.had_factors(factors, |_| true);
         let (den, num): (Vec<Id>, Vec<Id>) = factors
             .iter()
             .partition(|&&x| matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));

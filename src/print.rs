@@ -402,6 +402,8 @@ impl Printer<'_> {
 
     fn hadamard(&self, factors: &[Id], out: &mut String) {
         let g = self.g;
+        // A long product kept whole inside another (see `BLOCK`) prints as part of it.
+        let factors = g.had_factors(factors, |x| !self.names.contains_key(&x));
         let (den, num): (Vec<Id>, Vec<Id>) = factors.iter().partition(|&&x| {
             !self.names.contains_key(&x)
                 && matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0))

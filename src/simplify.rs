@@ -19,6 +19,11 @@ use crate::graph::{Func, Graph, Id, Node};
 use crate::shape::{Dim, Shape};
 use std::collections::HashMap;
 
+/// A sum or product with at least this many operands is kept whole inside a larger one
+/// instead of being flattened into it, so that building a long product one factor at a
+/// time (the derivative of a deep chain) costs linear time and memory, not quadratic.
+pub const BLOCK: usize = 64;
+
 /// Splits a product into its numeric coefficient, its 1×1 factors and its matrix chain.
 pub struct Parts {
     /// The number in front (1 if none).
@@ -451,7 +456,8 @@ impl Graph {
         let mut stack: Vec<Id> = factors.iter().rev().copied().collect();
         while let Some(f) = stack.pop() {
             match self.node(f) {
-                Node::Had(fs) => stack.extend(fs.iter().rev()),
+                Node::Had(fs) if fs.len() < BLOCK => stack.extend(fs.iter().rev()),
+                Node::Had(_) => items.push(f),
                 Node::Ones(..) => {}
                 Node::Zero(..) => return self.zero(shape),
                 Node::Mul(_) if !self.is_scalar(f) => {

@@ -1077,7 +1077,6 @@ fn eval_errors_do_not_show_internal_size_names() {
 // ---------------------------------------------------------------- performance hangs
 
 #[test]
-#[ignore = "bug: Graph::had is quadratic; diff of exp nested 10,000 deep takes minutes"]
 fn deep_elementwise_chains_differentiate_in_time() {
     let e = nested("exp(", "x", ")", 10_000);
     let o = jacob(&["diff", "-", "--wrt", "x"], e.as_bytes());
