@@ -872,7 +872,9 @@ impl Graph {
         };
         let mut best = id;
         for side in [Side::Right, Side::Left] {
-            let candidate = self.factor_side(&terms, side);
+            let Some(candidate) = self.factor_side(&terms, side) else {
+                continue;
+            };
             if self.cost(candidate) < self.cost(best) {
                 best = candidate;
             }
@@ -880,9 +882,11 @@ impl Graph {
         best
     }
 
-    fn factor_side(&mut self, terms: &[Id], side: Side) -> Id {
-        // Group terms by their outermost matrix factor on one side.
+    fn factor_side(&mut self, terms: &[Id], side: Side) -> Option<Id> {
+        // Group terms by their outermost matrix factor on one side (a hash index, so
+        // that a sum of many terms is grouped in linear time).
         let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
+        let mut group_of: HashMap<Id, usize> = HashMap::new();
         let mut singles: Vec<Id> = Vec::new();
         let sum_is_scalar = terms.iter().all(|&t| self.is_scalar(t));
         for &t in terms {
@@ -891,36 +895,29 @@ impl Graph {
                 singles.push(t);
                 continue;
             }
-            let p = self.parts(t);
-            let Some(&edge) = (match side {
-                Side::Right => p.chain.last(),
-                Side::Left => p.chain.first(),
-            }) else {
+            let Some(edge) = self.edge(t, side) else {
                 singles.push(t);
                 continue;
             };
-            let mut rest: Vec<Id> = vec![self.num(p.coef)];
-            rest.extend(p.scalars);
-            match side {
-                Side::Right => rest.extend(&p.chain[..p.chain.len() - 1]),
-                Side::Left => rest.extend(&p.chain[1..]),
-            }
-            let rest = self.mul(&rest);
-            match groups.iter_mut().find(|(e, _)| *e == edge) {
-                Some((_, members)) => members.push(rest),
-                None => groups.push((edge, vec![rest])),
+            match group_of.get(&edge) {
+                Some(&k) => groups[k].1.push(t),
+                None => {
+                    group_of.insert(edge, groups.len());
+                    groups.push((edge, vec![t]));
+                }
             }
         }
+        if groups.iter().all(|(_, members)| members.len() == 1) {
+            // Nothing shares a factor: the sum stays as it is.
+            return None;
+        }
         let mut out = singles;
-        for (edge, rests) in groups {
-            if rests.len() == 1 {
-                let term = match side {
-                    Side::Right => self.mul(&[rests[0], edge]),
-                    Side::Left => self.mul(&[edge, rests[0]]),
-                };
-                out.push(term);
+        for (edge, members) in groups {
+            if members.len() == 1 {
+                out.push(members[0]);
                 continue;
             }
+            let rests: Vec<Id> = members.iter().map(|&t| self.rest(t, side)).collect();
             // A 1×1 rest next to matrix rests stands for a multiple of the identity.
             let any_matrix = rests.iter().any(|&r| !self.is_scalar(r));
             let n = match side {
@@ -944,7 +941,28 @@ impl Graph {
             };
             out.push(term);
         }
-        self.add(&out)
+        Some(self.add(&out))
+    }
+
+    /// The outermost matrix factor of a term on one side, if it has one.
+    fn edge(&self, t: Id, side: Side) -> Option<Id> {
+        let p = self.parts(t);
+        match side {
+            Side::Right => p.chain.last().copied(),
+            Side::Left => p.chain.first().copied(),
+        }
+    }
+
+    /// A term without its outermost matrix factor on one side.
+    fn rest(&mut self, t: Id, side: Side) -> Id {
+        let p = self.parts(t);
+        let mut rest: Vec<Id> = vec![self.num(p.coef)];
+        rest.extend(p.scalars);
+        match side {
+            Side::Right => rest.extend(&p.chain[..p.chain.len() - 1]),
+            Side::Left => rest.extend(&p.chain[1..]),
+        }
+        self.mul(&rest)
     }
 }
 
