@@ -529,6 +529,20 @@ impl Graph {
         out
     }
 
+    /// The factors of a product with the long matrix chains nested in it (and accepted
+    /// by `open`) opened up, in order.
+    pub fn mul_factors(&self, factors: &[Id], open: impl Fn(Id) -> bool) -> Vec<Id> {
+        let mut out = Vec::with_capacity(factors.len());
+        let mut stack: Vec<Id> = factors.iter().rev().copied().collect();
+        while let Some(x) = stack.pop() {
+            match self.node(x) {
+                Node::Mul(fs) if self.is_chain_block(x) && open(x) => stack.extend(fs.iter().rev()),
+                _ => out.push(x),
+            }
+        }
+        out
+    }
+
     /// The longest path from `root` down to a leaf.
     pub fn depth(&self, root: Id) -> usize {
         let mut depth = vec![0usize; self.len()];

@@ -195,7 +195,8 @@ impl Printer<'_> {
             den: Vec::new(),
         };
         let factors: Vec<Id> = match g.node(id) {
-            Node::Mul(fs) => fs.to_vec(),
+            // A long chain kept whole inside the product (see `BLOCK`) prints as part of it.
+            Node::Mul(fs) => g.mul_factors(fs, |_| true),
             _ => vec![id],
         };
         for x in factors {
