@@ -276,6 +276,9 @@ pub struct Graph {
     pub dims: Dims,
     symbols: Vec<SymbolInfo>,
     symbol_ids: HashMap<String, Symbol>,
+    /// Why constant folding went wrong, if it did: a number that is not finite is never
+    /// stored, and the command reports this instead of an answer.
+    pub(crate) folding_problem: Option<&'static str>,
 }
 
 impl Graph {
@@ -467,9 +470,25 @@ impl Graph {
         self.intern(Node::Sym(s), shape)
     }
 
-    /// The node for a number.
+    /// The node for a number. A number that is not finite (an overflow in constant
+    /// folding) is recorded as a [`Graph::folding_problem`] and stored as 0.
     pub fn num(&mut self, v: f64) -> Id {
+        let v = if v.is_finite() {
+            v
+        } else {
+            self.folding_problem.get_or_insert(if v.is_nan() {
+                "the constants have no numeric value (0/0 or ∞ - ∞)"
+            } else {
+                "the constants overflow to infinity when multiplied or added out"
+            });
+            0.0
+        };
         self.intern(Node::Num(Num::new(v)), Shape::SCALAR)
+    }
+
+    /// What went wrong in constant folding, if anything.
+    pub fn folding_problem(&self) -> Option<&'static str> {
+        self.folding_problem
     }
 
     /// The numeric value, if the node is a number.

@@ -186,7 +186,7 @@ impl Graph {
         let mut out: Vec<Id> = Vec::with_capacity(order.len());
         for rest in order {
             let c = coefs[&rest];
-            if c == 0.0 || !c.is_finite() && rest == unit {
+            if c == 0.0 {
                 continue;
             }
             out.push(if rest == unit {
@@ -587,6 +587,9 @@ impl Graph {
     /// `s^p` for scalars.
     pub fn pow(&mut self, s: Id, p: Id) -> Id {
         let (bs, ps) = (self.as_num(s), self.as_num(p));
+        if bs == Some(0.0) && ps.is_some_and(|e| e < 0.0) {
+            self.folding_problem.get_or_insert("this divides by zero");
+        }
         if let (Some(b), Some(e)) = (bs, ps) {
             let v = b.powf(e);
             let exact = e.fract() == 0.0
