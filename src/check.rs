@@ -74,6 +74,7 @@ pub fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error
             (d, expected, own.ok().map(|(_, t)| t))
         }
     };
+    run::folded(&g, text)?;
     let problem = Problem {
         g: &g,
         f,

@@ -276,6 +276,9 @@ pub struct Graph {
     pub dims: Dims,
     symbols: Vec<SymbolInfo>,
     symbol_ids: HashMap<String, Symbol>,
+    /// Why constant folding went wrong, if it did: a number that is not finite is never
+    /// stored, and the command reports this instead of an answer.
+    pub(crate) folding_problem: Option<&'static str>,
 }
 
 impl Graph {
@@ -476,9 +479,25 @@ impl Graph {
         self.intern(Node::Sym(s), shape)
     }
 
-    /// The node for a number.
+    /// The node for a number. A number that is not finite (an overflow in constant
+    /// folding) is recorded as a [`Graph::folding_problem`] and stored as 0.
     pub fn num(&mut self, v: f64) -> Id {
+        let v = if v.is_finite() {
+            v
+        } else {
+            self.folding_problem.get_or_insert(if v.is_nan() {
+                "the constants have no numeric value (0/0 or ∞ - ∞)"
+            } else {
+                "the constants overflow to infinity when multiplied or added out"
+            });
+            0.0
+        };
         self.intern(Node::Num(Num::new(v)), Shape::SCALAR)
+    }
+
+    /// What went wrong in constant folding, if anything.
+    pub fn folding_problem(&self) -> Option<&'static str> {
+        self.folding_problem
     }
 
     /// The numeric value, if the node is a number.
@@ -515,6 +534,41 @@ impl Graph {
             };
         }
         dep
+    }
+
+    /// The factors of an elementwise product with the products nested in it (and
+    /// accepted by `open`) opened up, in the order a flat product would have them.
+    pub fn had_factors(&self, factors: &[Id], open: impl Fn(Id) -> bool) -> Vec<Id> {
+        let mut out = Vec::with_capacity(factors.len());
+        let mut stack: Vec<Id> = factors.iter().rev().copied().collect();
+        let mut opened = false;
+        while let Some(x) = stack.pop() {
+            match self.node(x) {
+                Node::Had(fs) if open(x) => {
+                    stack.extend(fs.iter().rev());
+                    opened = true;
+                }
+                _ => out.push(x),
+            }
+        }
+        if opened {
+            out.sort_by_key(|&x| self.order_key(x));
+        }
+        out
+    }
+
+    /// The factors of a product with the long matrix chains nested in it (and accepted
+    /// by `open`) opened up, in order.
+    pub fn mul_factors(&self, factors: &[Id], open: impl Fn(Id) -> bool) -> Vec<Id> {
+        let mut out = Vec::with_capacity(factors.len());
+        let mut stack: Vec<Id> = factors.iter().rev().copied().collect();
+        while let Some(x) = stack.pop() {
+            match self.node(x) {
+                Node::Mul(fs) if self.is_chain_block(x) && open(x) => stack.extend(fs.iter().rev()),
+                _ => out.push(x),
+            }
+        }
+        out
     }
 
     /// The longest path from `root` down to a leaf.

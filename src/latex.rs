@@ -275,7 +275,8 @@ impl Printer<'_> {
             den: Vec::new(),
         };
         let factors: Vec<Id> = match g.node(id) {
-            Node::Mul(fs) => fs.to_vec(),
+            // A long chain kept whole inside the product (see `BLOCK`) prints as part of it.
+            Node::Mul(fs) => g.mul_factors(fs, |_| true),
             _ => vec![id],
         };
         for x in factors {
@@ -576,6 +577,7 @@ impl Printer<'_> {
 
     fn hadamard(&self, factors: &[Id], out: &mut String) {
         let g = self.g;
+        let factors = g.had_factors(factors, |_| true);
         let (den, num): (Vec<Id>, Vec<Id>) = factors
             .iter()
             .partition(|&&x| matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));

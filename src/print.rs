@@ -171,7 +171,8 @@ impl Printer<'_> {
             den: Vec::new(),
         };
         let factors: Vec<Id> = match g.node(id) {
-            Node::Mul(fs) => fs.to_vec(),
+            // A long chain kept whole inside the product (see `BLOCK`) prints as part of it.
+            Node::Mul(fs) => g.mul_factors(fs, |x| !self.names.contains_key(&x)),
             _ => vec![id],
         };
         for x in factors {
@@ -411,6 +412,8 @@ impl Printer<'_> {
 
     fn hadamard(&self, factors: &[Id], out: &mut String) {
         let g = self.g;
+        // A long product kept whole inside another (see `BLOCK`) prints as part of it.
+        let factors = g.had_factors(factors, |x| !self.names.contains_key(&x));
         let (den, num): (Vec<Id>, Vec<Id>) = factors.iter().partition(|&&x| {
             !self.names.contains_key(&x)
                 && matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0))

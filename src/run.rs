@@ -3,7 +3,7 @@
 
 use crate::cli::{Cli, Command, CommonArgs, Config, DiffArgs, EvalArgs, Format};
 use crate::diff::{self, Layout};
-use crate::error::{Error, ExprError};
+use crate::error::{Error, ExprError, Span};
 use crate::eval::{self, Env};
 use crate::graph::{FUNCTION_NAMES, Graph, Id, Symbol};
 use crate::numeric;
@@ -232,6 +232,7 @@ fn differentiate(
         diff::derivative(&mut g, f, var, layout)
     };
     let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
+    folded(&g, text)?;
     // The answer is printed before `--explain` names its steps, so it is the same text.
     let statement = |latex: bool| equation(&g, f, var, d, layout, hessian, latex);
     let out = match config.format {
@@ -306,6 +307,7 @@ fn simplify(_a: &CommonArgs, config: &Config, text: &str) -> Result<Answer, Erro
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let s = g.simplify(parsed.root, true);
+    folded(&g, text)?;
     Ok(Answer {
         out: render(&g, s, config.format, |j| {
             j["input"] = json!(text);
@@ -313,6 +315,18 @@ fn simplify(_a: &CommonArgs, config: &Config, text: &str) -> Result<Answer, Erro
         }),
         ..Answer::default()
     })
+}
+
+/// An error, under the whole expression, when folding its constants went wrong (a
+/// number overflowed or was divided by zero), so that no `inf` or NaN is printed.
+pub fn folded(g: &Graph, text: &str) -> Result<(), Error> {
+    match g.folding_problem() {
+        Some(problem) => Err(Error::in_expr(
+            ExprError::new(problem, Span::new(0, text.len())),
+            text,
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Prints an expression in the chosen format, one line.

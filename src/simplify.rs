@@ -19,6 +19,11 @@ use crate::graph::{Func, Graph, Id, Node};
 use crate::shape::{Dim, Shape};
 use std::collections::HashMap;
 
+/// A sum or product with at least this many operands is kept whole inside a larger one
+/// instead of being flattened into it, so that building a long product one factor at a
+/// time (the derivative of a deep chain) costs linear time and memory, not quadratic.
+pub const BLOCK: usize = 64;
+
 /// Splits a product into its numeric coefficient, its 1×1 factors and its matrix chain.
 pub struct Parts {
     /// The number in front (1 if none).
@@ -181,7 +186,7 @@ impl Graph {
         let mut out: Vec<Id> = Vec::with_capacity(order.len());
         for rest in order {
             let c = coefs[&rest];
-            if c == 0.0 || !c.is_finite() && rest == unit {
+            if c == 0.0 {
                 continue;
             }
             out.push(if rest == unit {
@@ -221,6 +226,10 @@ impl Graph {
         let mut scalars: Vec<Id> = Vec::new();
         let mut chain: Vec<Id> = Vec::new();
         for &f in factors {
+            if self.is_chain_block(f) {
+                chain.push(f);
+                continue;
+            }
             let p = self.parts(f);
             coef *= p.coef;
             scalars.extend(p.scalars);
@@ -281,7 +290,9 @@ impl Graph {
                     let tf = self.t(f);
                     match self.node(tf) {
                         Node::Mul(fs)
-                            if !self.is_scalar(tf) && self.parts(tf).chain.len() == fs.len() =>
+                            if !self.is_scalar(tf)
+                                && fs.len() < BLOCK
+                                && self.parts(tf).chain.len() == fs.len() =>
                         {
                             rev.extend_from_slice(&fs.clone())
                         }
@@ -290,7 +301,7 @@ impl Graph {
                 }
                 // A 1×1 product reads the same both ways: pick one by structure, not by id.
                 if tie && self.key(rev[0]) >= self.key(chain[0]) {
-                    return self.intern(Node::Mul(out.into()), shape);
+                    return self.intern_product(out, chain.len(), shape);
                 }
                 let inner = self.intern(Node::Mul(rev.into()), shape.t());
                 // A 1×1 product equals its transpose.
@@ -306,6 +317,24 @@ impl Graph {
                 front.push(inner_t);
                 return self.intern(Node::Mul(front.into()), shape);
             }
+        }
+        self.intern_product(out, chain.len(), shape)
+    }
+
+    /// True for a product of at least [`BLOCK`] matrix factors and nothing else, which
+    /// larger products keep whole instead of flattening.
+    pub fn is_chain_block(&self, id: Id) -> bool {
+        matches!(self.node(id), Node::Mul(fs) if fs.len() >= BLOCK && !self.is_scalar(fs[0]))
+            && !self.is_scalar(id)
+    }
+
+    /// Stores a canonical product whose last `chain` factors are its matrix chain; a long
+    /// chain becomes a node of its own (a block) behind the coefficient and 1×1 factors.
+    fn intern_product(&mut self, mut out: Vec<Id>, chain: usize, shape: Shape) -> Id {
+        if chain >= BLOCK && out.len() > chain {
+            let block = self.intern(Node::Mul(out[out.len() - chain..].into()), shape);
+            out.truncate(out.len() - chain);
+            out.push(block);
         }
         self.intern(Node::Mul(out.into()), shape)
     }
@@ -451,7 +480,8 @@ impl Graph {
         let mut stack: Vec<Id> = factors.iter().rev().copied().collect();
         while let Some(f) = stack.pop() {
             match self.node(f) {
-                Node::Had(fs) => stack.extend(fs.iter().rev()),
+                Node::Had(fs) if fs.len() < BLOCK => stack.extend(fs.iter().rev()),
+                Node::Had(_) => items.push(f),
                 Node::Ones(..) => {}
                 Node::Zero(..) => return self.zero(shape),
                 Node::Mul(_) if !self.is_scalar(f) => {
@@ -557,6 +587,9 @@ impl Graph {
     /// `s^p` for scalars.
     pub fn pow(&mut self, s: Id, p: Id) -> Id {
         let (bs, ps) = (self.as_num(s), self.as_num(p));
+        if bs == Some(0.0) && ps.is_some_and(|e| e < 0.0) {
+            self.folding_problem.get_or_insert("this divides by zero");
+        }
         if let (Some(b), Some(e)) = (bs, ps) {
             let v = b.powf(e);
             let exact = e.fract() == 0.0
@@ -866,7 +899,9 @@ impl Graph {
         };
         let mut best = id;
         for side in [Side::Right, Side::Left] {
-            let candidate = self.factor_side(&terms, side);
+            let Some(candidate) = self.factor_side(&terms, side) else {
+                continue;
+            };
             if self.cost(candidate) < self.cost(best) {
                 best = candidate;
             }
@@ -874,9 +909,11 @@ impl Graph {
         best
     }
 
-    fn factor_side(&mut self, terms: &[Id], side: Side) -> Id {
-        // Group terms by their outermost matrix factor on one side.
+    fn factor_side(&mut self, terms: &[Id], side: Side) -> Option<Id> {
+        // Group terms by their outermost matrix factor on one side (a hash index, so
+        // that a sum of many terms is grouped in linear time).
         let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
+        let mut group_of: HashMap<Id, usize> = HashMap::new();
         let mut singles: Vec<Id> = Vec::new();
         let sum_is_scalar = terms.iter().all(|&t| self.is_scalar(t));
         for &t in terms {
@@ -885,41 +922,41 @@ impl Graph {
                 singles.push(t);
                 continue;
             }
-            let p = self.parts(t);
-            let Some(&edge) = (match side {
-                Side::Right => p.chain.last(),
-                Side::Left => p.chain.first(),
-            }) else {
+            let Some(edge) = self.edge(t, side) else {
                 singles.push(t);
                 continue;
             };
-            let mut rest: Vec<Id> = vec![self.num(p.coef)];
-            rest.extend(p.scalars);
-            match side {
-                Side::Right => rest.extend(&p.chain[..p.chain.len() - 1]),
-                Side::Left => rest.extend(&p.chain[1..]),
-            }
-            let rest = self.mul(&rest);
-            match groups.iter_mut().find(|(e, _)| *e == edge) {
-                Some((_, members)) => members.push(rest),
-                None => groups.push((edge, vec![rest])),
+            match group_of.get(&edge) {
+                Some(&k) => groups[k].1.push(t),
+                None => {
+                    group_of.insert(edge, groups.len());
+                    groups.push((edge, vec![t]));
+                }
             }
         }
+        if groups.iter().all(|(_, members)| members.len() == 1) {
+            // Nothing shares a factor: the sum stays as it is.
+            return None;
+        }
         let mut out = singles;
-        for (edge, rests) in groups {
-            if rests.len() == 1 {
-                let term = match side {
-                    Side::Right => self.mul(&[rests[0], edge]),
-                    Side::Left => self.mul(&[edge, rests[0]]),
-                };
-                out.push(term);
+        for (_, members) in groups {
+            if members.len() == 1 {
+                out.push(members[0]);
                 continue;
             }
+            // Take off the longest run of factors the members share on this side at once,
+            // not one factor per level, so that long shared chains factor in linear time.
+            let parts: Vec<Parts> = members.iter().map(|&t| self.open_parts(t)).collect();
+            let run = common_run(&parts, side);
+            let rests: Vec<Id> = parts
+                .into_iter()
+                .map(|p| self.rest(p, run.len(), side))
+                .collect();
             // A 1×1 rest next to matrix rests stands for a multiple of the identity.
             let any_matrix = rests.iter().any(|&r| !self.is_scalar(r));
             let n = match side {
-                Side::Right => self.shape(edge).rows,
-                Side::Left => self.shape(edge).cols,
+                Side::Right => self.shape(run[0]).rows,
+                Side::Left => self.shape(run[run.len() - 1]).cols,
             };
             let mut fixed = Vec::with_capacity(rests.len());
             for r in rests {
@@ -932,13 +969,68 @@ impl Graph {
             }
             let inner = self.add(&fixed);
             let inner = self.factor_sum(inner);
-            let term = match side {
-                Side::Right => self.mul(&[inner, edge]),
-                Side::Left => self.mul(&[edge, inner]),
-            };
+            let mut factors = Vec::with_capacity(run.len() + 1);
+            match side {
+                Side::Right => {
+                    factors.push(inner);
+                    factors.extend(run);
+                }
+                Side::Left => {
+                    factors.extend(run);
+                    factors.push(inner);
+                }
+            }
+            let term = self.mul(&factors);
             out.push(term);
         }
-        self.add(&out)
+        Some(self.add(&out))
+    }
+
+    /// The parts of a product with the long chains in it opened up.
+    fn open_parts(&self, t: Id) -> Parts {
+        let mut p = self.parts(t);
+        if p.chain.iter().any(|&c| self.is_chain_block(c)) {
+            p.chain = self.mul_factors(&p.chain, |_| true);
+        }
+        p
+    }
+
+    /// The outermost matrix factor of a term on one side, if it has one.
+    fn edge(&self, t: Id, side: Side) -> Option<Id> {
+        let p = self.open_parts(t);
+        match side {
+            Side::Right => p.chain.last().copied(),
+            Side::Left => p.chain.first().copied(),
+        }
+    }
+
+    /// A product without `k` matrix factors on one side.
+    fn rest(&mut self, p: Parts, k: usize, side: Side) -> Id {
+        let mut rest: Vec<Id> = vec![self.num(p.coef)];
+        rest.extend(p.scalars);
+        let n = p.chain.len();
+        match side {
+            Side::Right => rest.extend(&p.chain[..n - k]),
+            Side::Left => rest.extend(&p.chain[k..]),
+        }
+        self.mul(&rest)
+    }
+}
+
+/// The longest run of matrix factors that every product's chain has on one side.
+fn common_run(parts: &[Parts], side: Side) -> Vec<Id> {
+    let first = &parts[0].chain;
+    let at = |chain: &[Id], i: usize| match side {
+        Side::Right => chain[chain.len() - 1 - i],
+        Side::Left => chain[i],
+    };
+    let shortest = parts.iter().map(|p| p.chain.len()).min().unwrap_or(0);
+    let k = (0..shortest)
+        .take_while(|&i| parts.iter().all(|p| at(&p.chain, i) == at(first, i)))
+        .count();
+    match side {
+        Side::Right => first[first.len() - k..].to_vec(),
+        Side::Left => first[..k].to_vec(),
     }
 }
 

@@ -1012,7 +1012,6 @@ fn a_name_bound_twice_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: constant folding prints infinity as `inf` or `/0`, and 1e308+1e308 and 0/0 as 0"]
 fn constant_folding_never_shows_infinity_or_nan_as_a_number() {
     for e in [
         "1e308*10",
@@ -1330,7 +1329,6 @@ fn eval_names_sizes_and_values_in_the_users_words() {
 // ---------------------------------------------------------------- performance hangs
 
 #[test]
-#[ignore = "bug: Graph::had is quadratic; diff of exp nested 10,000 deep takes minutes"]
 fn deep_elementwise_chains_differentiate_in_time() {
     let e = nested("exp(", "x", ")", 10_000);
     let o = jacob(&["diff", "-", "--wrt", "x"], e.as_bytes());
@@ -1338,7 +1336,6 @@ fn deep_elementwise_chains_differentiate_in_time() {
 }
 
 #[test]
-#[ignore = "bug: factor_sum is quadratic; simplify of 100,000 distinct terms takes minutes"]
 fn a_sum_of_100000_distinct_terms_simplifies_in_time() {
     let e: Vec<String> = (0..100_000).map(|i| format!("x{i}")).collect();
     let o = jacob(&["simplify", "-"], e.join(" + ").as_bytes());
@@ -1346,7 +1343,6 @@ fn a_sum_of_100000_distinct_terms_simplifies_in_time() {
 }
 
 #[test]
-#[ignore = "bug: hess of a 1,000-layer tanh network runs over a minute and takes ~2 GB"]
 fn hessian_of_a_deep_network_finishes() {
     let mut e = String::from("x");
     for i in 1..=1000 {
