@@ -9,7 +9,7 @@ Families (the same as benches/families.rs):
   quadratic forms  x'*A1*x + ... + x'*AN*x                            by x
 
 jacob is timed as a whole process (`jacob diff - --wrt V`, expression on stdin),
-best of 3, wall time and the child's CPU time. SymPy (1.14 was used when this was written) is timed in a fresh Python
+best of 3 (of 20 for N <= 64), wall time and the child's CPU time. SymPy (1.14 was used when this was written) is timed in a fresh Python
 process per case, building the MatrixSymbol expression and calling .diff(V) (import
 not included), once, cut off after a timeout. SymPy's dimensions are symbolic
 (n = Symbol('n')): every A_i is n x n, every vector n x 1.
@@ -205,7 +205,7 @@ def main():
     except ImportError:
         sys.exit("SymPy is not installed: pip install sympy")
 
-    print(f"jacob: {jacob}, whole process, expression on stdin, best of {reps}.")
+    print(f"jacob: {jacob}, whole process, expression on stdin, best of {reps} (of 20 for N <= 64).")
     print(
         f"SymPy {sympy_version}: MatrixSymbol with symbolic dimension n (A_i n×n, vectors n×1), "
         f"build + .diff() in a fresh process, one run, timeout {timeout} s."
@@ -220,7 +220,9 @@ def main():
         for n in sorted(set(jacob_ns) | set(sympy_ns)):
             jt = jcpu = jc = jerr = None
             if n in jacob_ns:
-                jt, jcpu, jc, jerr = time_jacob(jacob, jacob_expr(family, n), var, reps, timeout)
+                # Small cases take milliseconds, where a busy machine's noise is largest.
+                n_reps = max(reps, 20) if n <= 64 else reps
+                jt, jcpu, jc, jerr = time_jacob(jacob, jacob_expr(family, n), var, n_reps, timeout)
                 results[n] = (jt, jcpu, jc)
             st, snote = None, "—"
             if n in sympy_ns:
