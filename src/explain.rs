@@ -25,8 +25,9 @@ type Name = Symbol;
 enum Line {
     /// `f = …, by x [n×1]`.
     Intro { f: Id, name: Name, var: Name },
-    /// A heading in words.
-    Say(String),
+    /// A heading in words; each `{}` in the text is the next name of `names`, and
+    /// LaTeX shows the words before `;` only (its text mode has no ∂).
+    Say(String, Vec<Name>),
     /// `u1 = W1*x  [m×1]`.
     Def { name: Name, value: Id },
     /// `∂u2/∂u1 = diag(step(u1))  [m×m]  (rule)`.
@@ -35,6 +36,9 @@ enum Line {
         by: Name,
         value: Id,
         rule: String,
+        /// The partial through `by` directly, when `of` also depends on `by` through
+        /// other steps (a [`Line::Total`] adds them up): `∂f/∂x|direct`.
+        direct: bool,
     },
     /// `∂f/∂u1 = ∂f/∂u2 · ∂u2/∂u1 = …  [1×m]·[m×m] = [1×m]`.
     Chain {
@@ -54,7 +58,11 @@ enum Line {
         formula: Id,
         value: Id,
         rule: String,
+        /// As for [`Line::Local`].
+        direct: bool,
     },
+    /// `∂f/∂X = (G + G')/2` for a variable declared symmetric.
+    Symmetric { by: Name, value: Id },
     /// `∂f/∂u = ∂f/∂p·∂p/∂u + ∂f/∂q·∂q/∂u = …`: a name used in more than one place.
     Total {
         of: Name,
@@ -86,7 +94,7 @@ pub fn explain(
     layout: Layout,
 ) -> Result<Explanation, DiffError> {
     let v = g.sym(var);
-    let steps = Steps::new(g, f, v);
+    let mut steps = Steps::new(g, f, v);
     let mut lines = vec![Line::Intro {
         f,
         name: steps.f_name,
@@ -98,28 +106,34 @@ pub fn explain(
     if f == v {
         lines.push(Line::Say(
             "the expression is the variable itself: its derivative is the identity".into(),
+            vec![],
         ));
     } else if steps.order.is_empty() {
         lines.push(Line::Say(
             "the expression does not depend on the variable: the derivative is 0".into(),
+            vec![],
         ));
     } else {
-        lines.push(Line::Say("the steps of the computation:".into()));
+        lines.push(Line::Say("the steps of the computation:".into(), vec![]));
         for &id in &steps.order {
             let name = steps.names[&id];
             let value = steps.definition(g, id);
+            steps.defs.insert(id, value);
             lines.push(Line::Def { name, value });
             defs.push((name, value));
         }
         if g.is_scalar(f) {
-            let (fname, vname) = (&g.symbol(steps.f_name).name, &g.symbol(var).name);
-            lines.push(Line::Say(format!(
-                "the chain rule from {fname} back to {vname} (backpropagation); ∂{fname}/∂u is a 1×k row for a k-vector u (numerator layout) and has the shape of U for a matrix U:"
-            )));
-            result = Some(steps.backward(g, &mut lines, &mut known)?);
+            let fname = g.symbol(steps.f_name).name.clone();
+            lines.push(Line::Say(
+                format!("the chain rule from {{}} back to {{}} (backpropagation); ∂{fname}/∂u is a row with one entry per entry of a vector u (numerator layout), and has the shape of U for a matrix U:"),
+                vec![steps.f_name, var],
+            ));
+            let grad = steps.backward(g, &mut lines, &mut known)?;
+            result = Some(symmetric(g, grad, var, &mut lines));
         } else if g.rank(v) == Rank::Matrix {
             return Err(DiffError::Unsupported(
-                "--explain for a vector expression by a matrix".into(),
+                "--explain for a non-scalar expression by a matrix (plain `diff` gives the answer)"
+                    .into(),
             ));
         } else {
             let vname = &g.symbol(var).name;
@@ -127,16 +141,21 @@ pub fn explain(
                 format!("∂u/∂{vname} has the shape of u")
             } else {
                 format!(
-                    "∂u/∂{vname} is k×n for a k-vector u and an n-vector {vname} (numerator layout)"
+                    "∂u/∂{vname} has a row for each entry of u and a column for each entry of {vname} (numerator layout)"
                 )
             };
-            lines.push(Line::Say(format!(
-                "the chain rule from {vname} up; {layout}:"
-            )));
+            lines.push(Line::Say(
+                format!("the chain rule from {{}} up; {layout}:"),
+                vec![var],
+            ));
             result = Some(steps.forward(g, &mut lines, &mut known)?);
         }
     }
-    let (text, shape) = layout_note(g, f, v, layout);
+    let (mut text, shape) = layout_note(g, f, v, layout);
+    if result.is_none() {
+        // No step above to refer to.
+        text = format!("{} layout: the derivative has this shape", layout.name());
+    }
     lines.push(Line::Layout(text, shape));
     Ok(Explanation {
         lines,
@@ -158,6 +177,9 @@ struct Steps {
     names: HashMap<Id, Name>,
     /// Each named node's dependent inputs (named nodes or the variable).
     inputs: HashMap<Id, Vec<Id>>,
+    /// Each step written over the names of its inputs, once [`Steps::definition`]
+    /// has formed it.
+    defs: HashMap<Id, Id>,
 }
 
 impl Steps {
@@ -173,7 +195,11 @@ impl Steps {
             .filter(|&id| dep[id.idx()] && id != v)
             .filter(|&id| id == f || !matches!(g.node(id), Node::Transpose(_)))
             .collect();
-        let taken: HashSet<String> = g.symbols().map(|(_, i)| i.name.clone()).collect();
+        let taken: HashSet<String> = g
+            .symbols()
+            .map(|(_, i)| i.name.clone())
+            .chain(g.reserved.iter().cloned())
+            .collect();
         let clashes = |p: &str| {
             taken
                 .iter()
@@ -221,6 +247,7 @@ impl Steps {
             order,
             names,
             inputs: HashMap::new(),
+            defs: HashMap::new(),
         };
         for i in 0..steps.order.len() {
             let id = steps.order[i];
@@ -327,7 +354,7 @@ impl Steps {
     ) -> Result<Id, DiffError> {
         let f = *self.order.last().expect("a step");
         let (pn, cn, fname) = (self.names[&p], self.names[&c], self.names[&f]);
-        let def = self.definition(g, p);
+        let def = self.defs[&p];
         let uses = self.through_count(g, p, c);
         if g.rank(p) != Rank::Matrix && g.rank(c) != Rank::Matrix {
             let rule = rule(g, p, uses, false);
@@ -338,6 +365,7 @@ impl Steps {
                 by: cn,
                 value: local,
                 rule,
+                direct: p == f && term,
             });
             if p == f {
                 return Ok(local);
@@ -412,6 +440,7 @@ impl Steps {
             formula,
             value,
             rule: rule(g, p, uses, true),
+            direct: p == f && term,
         });
         Ok(value)
     }
@@ -428,11 +457,11 @@ impl Steps {
         for &p in &self.order {
             if g.rank(p) == Rank::Matrix {
                 return Err(DiffError::Unsupported(
-                    "--explain through a matrix-valued step of a vector expression".into(),
+                    "--explain through a matrix-valued step of a non-scalar expression (plain `diff` gives the answer)".into(),
                 ));
             }
             let pn = self.names[&p];
-            let def = self.definition(g, p);
+            let def = self.defs[&p];
             let mut parts = Vec::new();
             let mut via = Vec::new();
             for &c in &self.inputs[&p] {
@@ -444,6 +473,7 @@ impl Steps {
                     by: cn,
                     value: local,
                     rule: rule(g, p, self.through_count(g, p, c), false),
+                    direct: c == self.v && self.inputs[&p].len() > 1,
                 });
                 via.push(cn);
                 if c == self.v {
@@ -543,6 +573,29 @@ fn as_named(g: &mut Graph, value: Id, def: Id, name: Id) -> Id {
     g.simplify(value, true)
 }
 
+/// For a variable declared symmetric, the symmetric gradient `(G + G')/2`, as
+/// `diff::derivative` gives it, with its line; otherwise `grad` as it is.
+fn symmetric(g: &mut Graph, grad: Id, var: Symbol, lines: &mut Vec<Line>) -> Id {
+    if g.symbol(var).kind != Kind::Symmetric || g.is_symmetric(grad) {
+        return grad;
+    }
+    let t = g.t(grad);
+    let sum = g.add(&[grad, t]);
+    let half = g.scale(0.5, sum);
+    let value = g.simplify(half, true);
+    lines.push(Line::Symmetric { by: var, value });
+    value
+}
+
+/// The words with their first letter in upper case.
+fn capitalized(words: &str) -> String {
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
+
 /// A vector as a column (a row is transposed).
 fn column(g: &mut Graph, id: Id) -> Id {
     if g.dims.is_row(g.shape(id)) {
@@ -575,6 +628,15 @@ fn substitute(g: &mut Graph, id: Id, map: &HashMap<Id, Id>) -> Id {
 /// counts the operands that are the input being differentiated by. With `gradient`,
 /// the formula is the backpropagation rule through a matrix: ∂f/∂U from G = ∂f/∂V.
 fn rule(g: &Graph, p: Id, uses: usize, gradient: bool) -> String {
+    if gradient
+        && matches!(g.node(p), Node::Mul(_))
+        && uses == 1
+        && g.children(p)
+            .iter()
+            .any(|&c| g.is_scalar(c) && !g.is_scalar(p))
+    {
+        return "a scalar factor: ∂f/∂s = ⟨G, ∂V/∂s⟩ with G the gradient of f by V".into();
+    }
     let both = uses > 1;
     let elementwise = |f: Func| {
         let n = f.name();
@@ -586,7 +648,9 @@ fn rule(g: &Graph, p: Id, uses: usize, gradient: bool) -> String {
             "product rule: differentiate each factor in turn, the others held fixed"
         }
         (Node::Mul(_), false) => "linear in u: ∂(A*u*B)/∂u holds A and B fixed",
-        (Node::Mul(_), true) => "linear in U: for V = A*U*B, ∂f/∂U = A'*G*B' with G = ∂f/∂V",
+        (Node::Mul(_), true) => {
+            "linear in U: for V = A*U*B, ∂f/∂U = A'*G*B' with G the gradient of f by V (shaped like V)"
+        }
         (Node::Had(_), _) => "Hadamard product: ∂(a.*u)/∂u = diag(a)",
         (Node::Pow(_), _) => "power rule: ∂(s^p)/∂s = p*s^(p-1)",
         (Node::EPow(_), _) => "power rule, elementwise: ∂(u.^p)/∂u = diag(p*u.^(p-1))",
@@ -605,7 +669,7 @@ fn rule(g: &Graph, p: Id, uses: usize, gradient: bool) -> String {
         (Node::Call(Func::Det, _), _) => "Jacobi's formula: ∂det(U)/∂U = det(U)*inv(U)'",
         (Node::Call(Func::Logdet, _), _) => "derivative of logdet: ∂logdet(U)/∂U = inv(U)'",
         (Node::Call(Func::Inv, _), _) => {
-            "derivative of the inverse: for V = inv(U), ∂f/∂U = -V'*G*V' with G = ∂f/∂V"
+            "derivative of the inverse: for V = inv(U), ∂f/∂U = -V'*G*V' with G the gradient of f by V"
         }
         (Node::Call(f, _), _) => return format!("derivative of {}", f.name()),
         (Node::Kron(_), _) => "derivative of kron, one factor at a time",
@@ -689,7 +753,11 @@ impl Explanation {
         for line in &self.lines {
             let numbered = matches!(
                 line,
-                Line::Local { .. } | Line::Through { .. } | Line::Total { .. } | Line::Layout(..)
+                Line::Local { .. }
+                    | Line::Through { .. }
+                    | Line::Total { .. }
+                    | Line::Symmetric { .. }
+                    | Line::Layout(..)
             );
             let body = r.line(line);
             out.push(if numbered {
@@ -731,12 +799,26 @@ impl Render<'_> {
         }
     }
 
+    /// Words: as they are, or in LaTeX `\text{…}` with its special characters escaped.
     fn words(&self, w: &str) -> String {
-        if self.latex {
-            format!(r"\text{{{w}}}")
-        } else {
-            w.to_string()
+        if !self.latex {
+            return w.to_string();
         }
+        let mut out = String::from(r"\text{");
+        for c in w.chars() {
+            match c {
+                '_' | '&' | '%' | '#' | '$' | '{' | '}' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '^' => out.push_str(r"\^{}"),
+                '~' => out.push_str(r"\~{}"),
+                '\\' => out.push_str(r"\textbackslash{}"),
+                _ => out.push(c),
+            }
+        }
+        out.push('}');
+        out
     }
 
     /// `∂f/∂x`.
@@ -765,7 +847,7 @@ impl Render<'_> {
     fn rule(&self, rule: &str) -> String {
         if self.latex {
             let words = rule.split(':').next().unwrap_or(rule);
-            format!(r"\qquad \text{{({words})}}")
+            format!(r"\qquad {}", self.words(&format!("({words})")))
         } else {
             format!("  ({rule})")
         }
@@ -775,10 +857,20 @@ impl Render<'_> {
         if self.latex { r" \cdot " } else { " · " }
     }
 
-    /// `∂of/∂via · ∂via/∂by`, or `∂of/∂by` where `via` is one of the ends.
+    /// `∂f/∂x|direct`: the partial through `x` itself, other steps held fixed.
+    fn direct(&self, of: Name, by: Name) -> String {
+        if self.latex {
+            format!(r"\left.{}\right|_{{\text{{direct}}}}", self.partial(of, by))
+        } else {
+            format!("{}|direct", self.partial(of, by))
+        }
+    }
+
+    /// `∂of/∂via · ∂via/∂by`, or the direct partial `∂of/∂by|direct` where `via` is
+    /// one of the ends.
     fn term(&self, of: Name, via: Name, by: Name) -> String {
         if via == of || via == by {
-            self.partial(of, by)
+            self.direct(of, by)
         } else {
             format!(
                 "{}{}{}",
@@ -820,16 +912,27 @@ impl Render<'_> {
                     )
                 }
             }
-            Line::Say(s) => {
-                // LaTeX gets the words before `;` only: its text mode has no ∂.
-                let words = if self.latex {
+            Line::Say(s, names) => {
+                let text = if self.latex {
                     s.split(';').next().unwrap_or(s)
                 } else {
                     s
                 };
-                let mut chars = words.chars();
-                let first = chars.next().map(|c| c.to_uppercase().to_string());
-                self.words(&(first.unwrap_or_default() + chars.as_str()))
+                let mut out = String::new();
+                for (i, words) in text.split("{}").enumerate() {
+                    let words = if i == 0 {
+                        capitalized(words)
+                    } else {
+                        words.to_string()
+                    };
+                    if !words.is_empty() {
+                        out.push_str(&self.words(&words));
+                    }
+                    if let Some(&n) = names.get(i) {
+                        out.push_str(&self.name(n));
+                    }
+                }
+                out
             }
             Line::Def { name, value } => {
                 let shape = self.shape(g.shape(*value));
@@ -845,14 +948,15 @@ impl Render<'_> {
                 by,
                 value,
                 rule,
+                direct,
             } => {
                 let shape = self.shape(g.shape(*value));
-                format!(
-                    "{}{}{shape}{}",
-                    self.partial(*of, *by),
-                    self.value(*value),
-                    self.rule(rule)
-                )
+                let lhs = if *direct {
+                    self.direct(*of, *by)
+                } else {
+                    self.partial(*of, *by)
+                };
+                format!("{lhs}{}{shape}{}", self.value(*value), self.rule(rule))
             }
             Line::Chain {
                 of,
@@ -875,7 +979,12 @@ impl Render<'_> {
                 let indent = if self.latex { r"\quad " } else { "   " };
                 let lhs = if *term {
                     // One path of several: no `∂f/∂x =`, which the total line says.
-                    self.words(&format!("through {}: ", g.symbol(*via).name))
+                    format!(
+                        "{}{}{}",
+                        self.words("through "),
+                        self.name(*via),
+                        self.words(": ")
+                    )
                 } else {
                     format!("{} = ", self.partial(*of, *by))
                 };
@@ -887,6 +996,7 @@ impl Render<'_> {
                 formula,
                 value,
                 rule,
+                direct,
             } => {
                 let shape = self.shape(g.shape(*value));
                 let same = formula == value;
@@ -896,11 +1006,26 @@ impl Render<'_> {
                 } else {
                     self.value(*value)
                 };
-                format!(
-                    "{}{formula}{value}{shape}{}",
-                    self.partial(*of, *by),
-                    self.rule(rule)
-                )
+                let lhs = if *direct {
+                    self.direct(*of, *by)
+                } else {
+                    self.partial(*of, *by)
+                };
+                format!("{lhs}{formula}{value}{shape}{}", self.rule(rule))
+            }
+            Line::Symmetric { by, value } => {
+                let shape = self.shape(g.shape(*value));
+                let x = self.name(*by);
+                let lead = if self.latex {
+                    format!(
+                        r"{x} \text{{ is symmetric: the symmetric part }} \tfrac{{1}}{{2}}\left(\mathbf{{G}} + \mathbf{{G}}^\top\right)"
+                    )
+                } else {
+                    format!(
+                        "{x} is symmetric: the symmetric part (G + G')/2 of the gradient G above"
+                    )
+                };
+                format!("{lead} = {}{shape}", self.expr(*value))
             }
             Line::Total {
                 of,
@@ -1002,6 +1127,46 @@ mod tests {
         ] {
             steps_reach_the_derivative(text, wrt, &[("W", m), ("s", Kind::Scalar)]);
         }
+    }
+
+    #[test]
+    fn a_symmetric_variable_gets_the_symmetric_gradient() {
+        for (text, wrt) in [
+            ("tr(A*X)", "X"),
+            ("a'*X*b", "X"),
+            ("a'*inv(X)*b", "X"),
+            ("logdet(X) + x'*X*x", "X"),
+        ] {
+            steps_reach_the_derivative(text, wrt, &[("X", Kind::Symmetric)]);
+        }
+    }
+
+    #[test]
+    fn a_variable_used_directly_and_through_steps_is_added_up() {
+        for (text, wrt) in [
+            ("tanh(A*x).*x", "x"),
+            ("x/norm2(x)", "x"),
+            ("x'*diag(x)*x", "x"),
+            ("g'*g where g = A*x", "x"),
+        ] {
+            steps_reach_the_derivative(text, wrt, &[]);
+        }
+        let mut g = Graph::new();
+        let parsed = crate::parse::parse("tanh(A*x).*x", &mut g, &HashMap::new()).unwrap();
+        let var = g.lookup("x").unwrap();
+        let lines = explain(&mut g, parsed.root, var, Layout::Mixed)
+            .unwrap()
+            .render(&g, false);
+        assert!(
+            lines.iter().any(|l| l.contains("∂f/∂x|direct = diag(u2)")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("∂f/∂x = ")
+                && l.contains("∂f/∂x|direct")
+                && l.contains("∂f/∂u2 · ∂u2/∂x")),
+            "{lines:#?}"
+        );
     }
 
     #[test]

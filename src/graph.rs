@@ -4,7 +4,7 @@
 //! topological order; every pass over the graph is a loop over ids, not a recursion.
 
 use crate::shape::{Dim, Dims, Shape};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// A node's index in the [`Graph`]; equal ids mean equal expressions.
@@ -279,6 +279,8 @@ pub struct Graph {
     /// Why constant folding went wrong, if it did: a number that is not finite is never
     /// stored, and the command reports this instead of an answer.
     pub(crate) folding_problem: Option<&'static str>,
+    /// Names the input binds with `where`: printed bindings never reuse them.
+    pub reserved: HashSet<String>,
 }
 
 impl Graph {
@@ -510,18 +512,19 @@ impl Graph {
 
     /// The nodes reachable from `roots`, in increasing id order (children first).
     pub fn reachable(&self, roots: &[Id]) -> Vec<Id> {
-        let mut seen = vec![false; self.len()];
+        // Work in the size of what is reached, not of the whole graph: printing one
+        // small step of a large graph (`--explain`) must stay cheap.
+        let mut seen: HashSet<Id> = HashSet::new();
         let mut stack: Vec<Id> = roots.to_vec();
+        let mut out = Vec::new();
         while let Some(id) = stack.pop() {
-            if std::mem::replace(&mut seen[id.idx()], true) {
-                continue;
+            if seen.insert(id) {
+                out.push(id);
+                stack.extend_from_slice(self.children(id));
             }
-            stack.extend_from_slice(self.children(id));
         }
-        (0..self.len() as u32)
-            .map(Id)
-            .filter(|id| seen[id.idx()])
-            .collect()
+        out.sort_unstable();
+        out
     }
 
     /// Which of the nodes reachable from `root` contain the symbol `var`.

@@ -3,7 +3,7 @@
 //! ([`crate::print`]): the same precedence levels, the same minimal parentheses.
 
 use crate::graph::{Func, Graph, Id, Kind, Node, Symbol};
-use crate::print::{Prec, format_num, shared_names};
+use crate::print::{Prec, format_num, names_within};
 use std::collections::HashMap;
 
 /// Prints an expression as LaTeX math: bold vectors and matrices (`\mathbf{x}`),
@@ -16,7 +16,7 @@ pub fn latex(g: &Graph, id: Id) -> String {
 /// aligned lines under it (`\begin{aligned}…\end{aligned}`, which amsmath and KaTeX
 /// accept inside `$…$`). With an empty `lhs`, the expression alone.
 pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
-    let names = shared_names(g, id);
+    let names = names_within(g, id, MAX_NESTING);
     let printer = Printer {
         g,
         // A scalar named `sigma` prints as `\sigma`; then sigmoid spells its name out.
@@ -46,6 +46,10 @@ pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
     }
     format!(r"\begin{{aligned}}{}\end{{aligned}}", lines.join(r" \\ "))
 }
+
+/// How deep a printed form may nest before a part of it is named on a `where` line:
+/// each level costs LaTeX a few of its 255 levels of grouping.
+const MAX_NESTING: u32 = 40;
 
 /// The LaTeX of a symbol. A name `(∂f/∂u1)`, which `--explain` gives a known
 /// derivative, prints as `\left(\frac{\partial f}{\partial \mathbf{u}_{1}}\right)`.

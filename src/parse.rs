@@ -63,6 +63,9 @@ pub fn parse(
     let root = builder.expr(expr)?;
     let bindings = builder.bindings;
     graph.dims.settle();
+    graph
+        .reserved
+        .extend(bindings.iter().map(|(name, _)| name.clone()));
     Ok(Parsed { root, bindings })
 }
 

@@ -84,6 +84,13 @@ pub fn term_order(g: &Graph, terms: &[Id]) -> Vec<Id> {
 
 /// Chooses the subexpressions worth naming, with names that no symbol uses.
 pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
+    names_within(g, root, u32::MAX)
+}
+
+/// As [`shared_names`], and also names a subexpression nested deeper than `max_depth`
+/// levels below the last name, so that no printed form nests deeper (LaTeX allows
+/// 255 levels of grouping).
+pub fn names_within(g: &Graph, root: Id, max_depth: u32) -> HashMap<Id, String> {
     let order = g.reachable(&[root]);
     let mut uses: HashMap<Id, u64> = HashMap::new();
     for &id in &order {
@@ -93,8 +100,10 @@ pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
     }
     // Printed size of each node once the nodes below it that get names are names.
     let mut size: HashMap<Id, u64> = HashMap::new();
+    let mut depth: HashMap<Id, u32> = HashMap::new();
     let mut named: Vec<Id> = Vec::new();
     for &id in &order {
+        let d = 1 + g.children(id).iter().map(|c| depth[c]).max().unwrap_or(0);
         let own = g.cost(id).saturating_sub(
             g.children(id)
                 .iter()
@@ -108,14 +117,24 @@ pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
         let k = uses.get(&id).copied().unwrap_or(0);
         let worth =
             k >= 2 && s >= 4 && k.saturating_mul(s) >= k.saturating_add(s).saturating_add(2);
-        if worth && !matches!(g.node(id), Node::Num(_) | Node::Sym(_)) {
+        let deep = d > max_depth && id != root;
+        if (worth || deep) && !matches!(g.node(id), Node::Num(_) | Node::Sym(_)) {
             named.push(id);
             size.insert(id, 1);
+            depth.insert(id, 1);
         } else {
             size.insert(id, s);
+            depth.insert(id, d);
         }
     }
-    let taken: HashSet<&str> = g.symbols().map(|(_, info)| info.name.as_str()).collect();
+    if named.is_empty() {
+        return HashMap::new();
+    }
+    let taken: HashSet<&str> = g
+        .symbols()
+        .map(|(_, info)| info.name.as_str())
+        .chain(g.reserved.iter().map(String::as_str))
+        .collect();
     let prefix = ["h", "t", "u", "v", "z"]
         .into_iter()
         .find(|p| {

@@ -75,10 +75,17 @@ where
             }
             Err(e) => {
                 let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
+                if config.format == Format::Json {
+                    let _ = writeln!(stdout, "{}", json_error(&common.expr, &e.to_string(), None));
+                }
                 e.exit_code()
             }
         };
     }
+    // With `--explain`, a blank line between one expression's steps and the next.
+    let explain =
+        matches!(&cli.command, Command::Diff(a) if a.explain) && config.format != Format::Json;
+    let mut answered = false;
     // Batch mode: one expression per line; an error on a line does not stop the rest.
     let mut failed = false;
     let mut disagreed = false;
@@ -96,10 +103,13 @@ where
         }
         line_no += 1;
         let Ok(line) = std::str::from_utf8(&buf) else {
-            let _ = writeln!(
-                stderr,
-                "error: line {line_no}: the line is not valid UTF-8 text"
-            );
+            let message = "the line is not valid UTF-8 text";
+            let _ = writeln!(stderr, "error: line {line_no}: {message}");
+            if config.format == Format::Json {
+                let input = String::from_utf8_lossy(&buf);
+                let input = input.trim_end_matches(['\n', '\r']);
+                let _ = writeln!(stdout, "{}", json_error(input, message, Some(line_no)));
+            }
             failed = true;
             continue;
         };
@@ -109,6 +119,9 @@ where
         }
         match answer(&cli.command, &config, line) {
             Ok(a) => {
+                if explain && std::mem::replace(&mut answered, true) {
+                    let _ = writeln!(stdout);
+                }
                 let _ = write!(stdout, "{}", a.out);
                 for n in &a.notes {
                     let _ = writeln!(stderr, "note: line {line_no}: {}", shown(n));
@@ -117,12 +130,30 @@ where
             }
             Err(e) => {
                 let _ = writeln!(stderr, "error: line {line_no}: {}", shown(&e.to_string()));
+                if config.format == Format::Json {
+                    let _ = writeln!(
+                        stdout,
+                        "{}",
+                        json_error(line, &e.to_string(), Some(line_no))
+                    );
+                }
                 failed = true;
             }
         }
         let _ = stdout.flush();
     }
     if failed { 2 } else { i32::from(disagreed) }
+}
+
+/// The JSON object that stands in for the answer to an input that failed, so that a
+/// program reading `--format json` output keeps one object per input:
+/// `{"input": …, "error": …, "line": …}` (the whole message, caret lines included).
+fn json_error(input: &str, message: &str, line: Option<usize>) -> serde_json::Value {
+    let mut j = json!({"input": input, "error": message});
+    if let Some(n) = line {
+        j["line"] = json!(n);
+    }
+    j
 }
 
 /// A message as written to the terminal: characters that would act on the terminal

@@ -1,5 +1,6 @@
 //! `--format json`: every command's output parses as JSON, carries the fields SPEC §3
-//! names, and agrees with the text output; batch mode gives one object per line.
+//! names, and agrees with the text output; batch mode gives one object per input line,
+//! an `{"input", "error", "line"}` object for a line that fails.
 
 mod common;
 use common::jacob;
@@ -171,9 +172,20 @@ fn batch_mode_gives_one_object_per_line_and_reports_bad_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(results.len(), 2);
+    assert_eq!(
+        results.len(),
+        3,
+        "one object per input line, errors included"
+    );
     assert_eq!(results[0]["result"], "2*x");
-    assert_eq!(results[1]["result"], "A");
+    assert_eq!(results[1]["line"], 2);
+    assert_eq!(results[1]["input"], "2x");
+    assert!(
+        results[1]["error"].as_str().unwrap().contains("2*x"),
+        "{}",
+        results[1]
+    );
+    assert_eq!(results[2]["result"], "A");
     let err = String::from_utf8(err).unwrap();
     assert!(err.starts_with("error: line 2: "), "{err}");
 }

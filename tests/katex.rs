@@ -88,6 +88,9 @@ const EXPLAINED: &[(&str, &str, &str)] = &[
     ("x'*A*x + sin(x)'*x", "x", ""),
     ("exp(x)/sum(exp(x))", "x", ""),
     ("c*x", "c", "--scalar c"),
+    ("x_hat'*A*x_hat + sin(x_hat)'*x_hat", "x_hat", ""),
+    ("a'*X*b", "X", "--symmetric X"),
+    ("tanh(A*x).*x", "x", ""),
 ];
 
 /// Runs jacob with `args` and returns its LaTeX: one line, or with `--explain` the
@@ -187,9 +190,26 @@ fn skip(missing: Option<String>, what: &str) -> bool {
     true
 }
 
+/// A deep network: its backpropagation chain nests past LaTeX's 255 grouping levels
+/// unless parts of it go on `where` lines. (Too long for KaTeX's default expansion
+/// limit, so only pdflatex gets it.)
+fn deep_runs() -> Vec<Vec<String>> {
+    let mut deep = String::from("x");
+    for i in 1..=300 {
+        deep = format!("relu(W{i}*{deep})");
+    }
+    let deep = format!("sum({deep})");
+    vec![
+        args("diff", &deep, "W1", &[], None),
+        args("diff", &deep, "W1", &["--equation"], None),
+    ]
+}
+
 #[test]
 fn latex_output_compiles_with_pdflatex() {
-    let lines: Vec<String> = runs().iter().flat_map(|a| jacob_latex(a)).collect();
+    let mut all = runs();
+    all.extend(deep_runs());
+    let lines: Vec<String> = all.iter().flat_map(|a| jacob_latex(a)).collect();
     let missing = match Command::new("pdflatex").arg("--version").output() {
         Ok(o) if o.status.success() => None,
         _ => Some("`pdflatex` is not on the PATH (Debian: texlive-latex-base)".to_string()),
