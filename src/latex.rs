@@ -26,6 +26,7 @@ pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
             r"\sigma"
         },
         names: &names,
+        plain: crate::print::PlainCache::default(),
     };
     let mut out = String::new();
     printer.at(id, Prec::Add, &mut out);
@@ -175,6 +176,8 @@ struct Printer<'a> {
     sigmoid: &'static str,
     /// Shared subexpressions printed by name (the text printer's `where` bindings).
     names: &'a HashMap<Id, String>,
+    /// Plain texts of short terms, for ordering sums.
+    plain: crate::print::PlainCache,
 }
 
 /// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
@@ -484,7 +487,7 @@ impl Printer<'_> {
 
     fn sum(&self, terms: &[Id], out: &mut String) {
         // Positive terms first, so that `-y + A*x` reads `A x - y`.
-        let terms = crate::print::term_order(self.g, terms);
+        let terms = crate::print::term_order(self.g, terms, &self.plain);
         let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
         for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
             let negative = self.is_negative(t);

@@ -2,6 +2,7 @@
 //! back to the same expression. A pure function of the graph.
 
 use crate::graph::{Graph, Id, Node};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 /// Binding strength of a printed form, loosest first.
@@ -35,7 +36,12 @@ pub fn format_num(v: f64) -> String {
 /// linearly with the depth of a network, not quadratically.
 pub fn text(g: &Graph, id: Id) -> String {
     let names = shared_names(g, id);
-    let printer = Printer { g, names: &names };
+    let plain = PlainCache::default();
+    let printer = Printer {
+        g,
+        names: &names,
+        plain: &plain,
+    };
     let mut out = String::new();
     printer.expr(id, &mut out);
     let mut bound: Vec<(&Id, &String)> = names.iter().collect();
@@ -49,22 +55,32 @@ pub fn text(g: &Graph, id: Id) -> String {
     out
 }
 
+/// The plain text of short terms, kept while one expression prints: sorting the terms
+/// of nested sums would otherwise print the same subterms again at every level.
+#[derive(Default)]
+pub struct PlainCache(RefCell<HashMap<Id, String>>);
+
 /// The order in which a sum's terms are printed: short terms alphabetically
 /// (`A*x + b`, `A + A'`), long ones after them by size and structure; never by id, so that
 /// printed text read back prints the same.
-pub fn term_order(g: &Graph, terms: &[Id]) -> Vec<Id> {
+/// `cache` keeps the plain texts for the whole printing.
+pub fn term_order(g: &Graph, terms: &[Id], cache: &PlainCache) -> Vec<Id> {
     let plain = |t: Id| {
-        if g.cost(t) < 50 {
-            let mut out = String::new();
-            Printer {
-                g,
-                names: &HashMap::new(),
-            }
-            .form(t, &mut out);
-            out
-        } else {
-            String::new()
+        if g.cost(t) >= 50 {
+            return String::new();
         }
+        if let Some(s) = cache.0.borrow().get(&t) {
+            return s.clone();
+        }
+        let mut out = String::new();
+        Printer {
+            g,
+            names: &HashMap::new(),
+            plain: cache,
+        }
+        .form(t, &mut out);
+        cache.0.borrow_mut().insert(t, out.clone());
+        out
     };
     let mut keyed: Vec<_> = terms
         .iter()
@@ -153,6 +169,7 @@ pub fn names_within(g: &Graph, root: Id, max_depth: u32) -> HashMap<Id, String> 
 struct Printer<'a> {
     g: &'a Graph,
     names: &'a HashMap<Id, String>,
+    plain: &'a PlainCache,
 }
 
 /// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
@@ -328,7 +345,7 @@ impl Printer<'_> {
 
     fn sum(&self, terms: &[Id], out: &mut String) {
         // Positive terms first, so that `-y + A*x` reads `A*x - y`.
-        let terms = term_order(self.g, terms);
+        let terms = term_order(self.g, terms, self.plain);
         let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
         for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
             let negative = self.is_negative(t);
