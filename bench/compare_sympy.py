@@ -14,6 +14,10 @@ process per case, building the MatrixSymbol expression and calling .diff(V) (imp
 not included), once, cut off after a timeout. SymPy's dimensions are symbolic
 (n = Symbol('n')): every A_i is n x n, every vector n x 1.
 
+Growth exponents from N = 256 to 1024 are given from wall time, CPU time, output size,
+and instructions counted by valgrind's callgrind (when valgrind is installed), which a
+busy machine does not disturb.
+
 Usage: pip install sympy; python3 bench/compare_sympy.py [--jacob PATH] [--quick]
 """
 
@@ -94,6 +98,23 @@ def time_jacob(jacob, expr, var, reps, timeout):
         best_cpu = min(best_cpu, cpu)
         chars = len(p.stdout.strip())
     return best, best_cpu, chars, None
+
+
+def instructions(jacob, expr, var):
+    """Instructions jacob executes on one case, counted by valgrind's callgrind: the
+    same count on a busy machine as on an idle one. None without valgrind."""
+    try:
+        p = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+             jacob, "diff", "-", "--wrt", var],
+            input=expr + "\n", capture_output=True, text=True, timeout=600,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in p.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    return None
 
 
 # ---------------------------------------------------------------- SymPy side
@@ -248,12 +269,15 @@ def main():
     print()
     print("Growth exponents of jacob from N = 256 to N = 1024, log(v1024/v256)/log(4) (target ≤ 1.2):")
     print()
-    print("| family | by | wall-time exponent | CPU-time exponent | output-size exponent |")
-    print("| --- | --- | ---: | ---: | ---: |")
-    for label, var, results in growth:
+    print("| family | by | wall-time exponent | CPU-time exponent | output-size exponent | instructions exponent |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for (label, var, results), (_, family, _) in zip(growth, FAMILIES):
         a, b = results.get(256, (None, None, 0)), results.get(1024, (None, None, 0))
-        exps = [f"{math.log(v4 / v1) / math.log(4):.2f}" if v1 and v4 else "—" for v1, v4 in zip(a, b)]
-        print(f"| {label} | {var} | {' | '.join(exps)} |")
+        # Instruction counts do not depend on the machine's load: the steadiest exponent.
+        i1, i4 = (instructions(jacob, jacob_expr(family, n), var) for n in (256, 1024))
+        exps = [f"{math.log(v4 / v1) / math.log(4):.2f}" if v1 and v4 else "—"
+                for v1, v4 in zip(a + (i1,), b + (i4,))]
+        print(f"| {label} | {var} | {' | '.join(exps)} |", flush=True)
 
     print()
     best = math.inf

@@ -191,6 +191,9 @@ impl Graph {
             }
             out.push(if rest == unit {
                 self.num(c)
+            } else if c == 1.0 {
+                // Already canonical: a term as it came, or a product made by `mul`.
+                rest
             } else {
                 self.scale(c, rest)
             });
