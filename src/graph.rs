@@ -266,7 +266,7 @@ impl Node {
 pub struct Graph {
     nodes: Vec<Node>,
     shapes: Vec<Shape>,
-    memo: HashMap<Node, Id>,
+    memo: rustc_hash::FxHashMap<Node, Id>,
     costs: Vec<u64>,
     keys: Vec<u64>,
     symmetric: Vec<bool>,
