@@ -94,7 +94,7 @@ pub fn explain(
     layout: Layout,
 ) -> Result<Explanation, DiffError> {
     let v = g.sym(var);
-    let mut steps = Steps::new(g, f, v);
+    let steps = Steps::new(g, f, v);
     let mut lines = vec![Line::Intro {
         f,
         name: steps.f_name,
@@ -117,8 +117,7 @@ pub fn explain(
         lines.push(Line::Say("the steps of the computation:".into(), vec![]));
         for &id in &steps.order {
             let name = steps.names[&id];
-            let value = steps.definition(g, id);
-            steps.defs.insert(id, value);
+            let value = steps.defs[&id];
             lines.push(Line::Def { name, value });
             defs.push((name, value));
         }
@@ -249,12 +248,27 @@ impl Steps {
             inputs: HashMap::new(),
             defs: HashMap::new(),
         };
+        // Steps that are products, by their first factor: a run of another product's
+        // factors that equals a step is written as that step's name.
+        let mut products: HashMap<Id, Vec<Id>> = HashMap::new();
+        for &m in &steps.order {
+            if let Node::Mul(fs) = g.node(m)
+                && fs.len() >= 2
+            {
+                products.entry(fs[0]).or_default().push(m);
+            }
+        }
+        let by_symbol: HashMap<Symbol, Id> = steps.names.iter().map(|(&id, &s)| (s, id)).collect();
         for i in 0..steps.order.len() {
             let id = steps.order[i];
+            let def = steps.definition(g, id, &products);
+            steps.defs.insert(id, def);
             let mut ins: Vec<Id> = Vec::new();
-            for &c in g.children(id) {
-                let c = steps.through_transpose(g, c);
-                if steps.names.contains_key(&c) && !ins.contains(&c) {
+            for k in g.reachable(&[def]) {
+                if let Node::Sym(s) = g.node(k)
+                    && let Some(&c) = by_symbol.get(s)
+                    && !ins.contains(&c)
+                {
                     ins.push(c);
                 }
             }
@@ -278,10 +292,12 @@ impl Steps {
     }
 
     /// A step written over the names of its inputs: `u2 = relu(u1)`.
-    fn definition(&self, g: &mut Graph, id: Id) -> Id {
+    /// `products` indexes the steps that are products by their first factor, so that
+    /// `x'*A'*A*x` with a step `u1 = A*x` reads `u1'*u1`, not `u1'*A*x`.
+    fn definition(&self, g: &mut Graph, id: Id, products: &HashMap<Id, Vec<Id>>) -> Id {
         let node = g.node(id).clone();
-        let kids: Vec<Id> = node
-            .children()
+        let original = node.children().to_vec();
+        let kids: Vec<Id> = original
             .iter()
             .map(|&c| {
                 let inner = self.through_transpose(g, c);
@@ -295,7 +311,36 @@ impl Steps {
                 }
             })
             .collect();
-        g.rebuild(&node, &kids, id)
+        if !matches!(node, Node::Mul(_)) {
+            return g.rebuild(&node, &kids, id);
+        }
+        let mut factors = Vec::with_capacity(kids.len());
+        let mut i = 0;
+        while i < original.len() {
+            let run = products.get(&original[i]).and_then(|cands| {
+                cands.iter().find_map(|&m| match g.node(m) {
+                    Node::Mul(fs)
+                        if m != id
+                            && fs.len() < original.len()
+                            && original[i..].starts_with(fs) =>
+                    {
+                        Some((m, fs.len()))
+                    }
+                    _ => None,
+                })
+            });
+            match run {
+                Some((m, len)) => {
+                    factors.push(self.name_node(g, m));
+                    i += len;
+                }
+                None => {
+                    factors.push(kids[i]);
+                    i += 1;
+                }
+            }
+        }
+        g.mul(&factors)
     }
 
     /// Reverse mode: ∂f/∂u for every step u, from f down to the variable.
@@ -543,9 +588,13 @@ impl Steps {
 
     /// How many of step `p`'s dependent operands are `c` (or `c'`).
     fn through_count(&self, g: &Graph, p: Id, c: Id) -> usize {
-        g.children(p)
+        let name = Node::Sym(self.names[&c]);
+        g.children(self.defs[&p])
             .iter()
-            .filter(|&&k| self.through_transpose(g, k) == c)
+            .filter(|&&k| match g.node(k) {
+                Node::Transpose(a) => *g.node(*a) == name,
+                other => *other == name,
+            })
             .count()
     }
 }
