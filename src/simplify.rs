@@ -233,6 +233,13 @@ impl Graph {
                 chain.push(f);
                 continue;
             }
+            // A long product of 1×1 factors (the derivative of a deep chain by a scalar)
+            // stays one factor, as a long matrix chain does, so that each level does not
+            // copy all the factors below it.
+            if matches!(self.node(f), Node::Mul(fs) if fs.len() >= BLOCK) && self.is_scalar(f) {
+                scalars.push(f);
+                continue;
+            }
             let p = self.parts(f);
             coef *= p.coef;
             scalars.extend(p.scalars);

@@ -1336,6 +1336,14 @@ fn deep_elementwise_chains_differentiate_in_time() {
 }
 
 #[test]
+fn deep_chains_by_a_scalar_differentiate_in_time() {
+    // The derivative by a scalar is a product of 1×1 factors, one per level.
+    let e = nested("exp(", "alpha", ")", 10_000);
+    let o = jacob(&["diff", "-", "--wrt", "alpha"], e.as_bytes());
+    assert_eq!(o.code, Some(0), "{}", brief(&o.stderr));
+}
+
+#[test]
 fn a_sum_of_100000_distinct_terms_simplifies_in_time() {
     let e: Vec<String> = (0..100_000).map(|i| format!("x{i}")).collect();
     let o = jacob(&["simplify", "-"], e.join(" + ").as_bytes());
