@@ -3,7 +3,7 @@
 //! ([`crate::print`]): the same precedence levels, the same minimal parentheses.
 
 use crate::graph::{Func, Graph, Id, Kind, Node, Symbol};
-use crate::print::{Prec, format_num, names_within};
+use crate::print::{Fraction, Prec, format_num, names_within};
 use std::collections::HashMap;
 
 /// Prints an expression as LaTeX math: bold vectors and matrices (`\mathbf{x}`),
@@ -180,27 +180,6 @@ struct Printer<'a> {
     plain: crate::print::PlainCache,
 }
 
-/// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
-struct Fraction {
-    negative: bool,
-    coef: f64,
-    num: Vec<Id>,
-    den: Vec<(Id, f64)>,
-}
-
-impl Fraction {
-    /// The whole number k when the coefficient is 1/k and reads better as a division.
-    fn divisor(&self) -> Option<f64> {
-        let k = 1.0 / self.coef;
-        (self.coef != 1.0 && k.fract() == 0.0 && k < 1e6 && !self.num.is_empty()).then_some(k)
-    }
-
-    /// True when the product prints as one `\frac{…}{…}`.
-    fn is_frac(&self) -> bool {
-        !self.den.is_empty() || self.divisor().is_some()
-    }
-}
-
 impl Printer<'_> {
     /// The LaTeX of a shared subexpression's name, if it has one.
     fn name(&self, id: Id) -> Option<String> {
@@ -274,37 +253,7 @@ impl Printer<'_> {
     }
 
     fn fraction(&self, id: Id) -> Fraction {
-        let g = self.g;
-        let mut f = Fraction {
-            negative: false,
-            coef: 1.0,
-            num: Vec::new(),
-            den: Vec::new(),
-        };
-        let factors: Vec<Id> = match g.node(id) {
-            // A long chain kept whole inside the product (see `BLOCK`) prints as part of it.
-            Node::Mul(fs) => g.mul_factors(fs, |_| true),
-            _ => vec![id],
-        };
-        for x in factors {
-            if let Some(v) = g.as_num(x) {
-                f.coef *= v;
-                continue;
-            }
-            if let Node::Pow([b, p]) = g.node(x)
-                && let Some(e) = g.as_num(*p)
-                && e < 0.0
-            {
-                f.den.push((*b, -e));
-                continue;
-            }
-            f.num.push(x);
-        }
-        if f.coef < 0.0 {
-            f.negative = true;
-            f.coef = -f.coef;
-        }
-        f
+        Fraction::of(self.g, id, self.names)
     }
 
     fn is_row(&self, id: Id) -> bool {
@@ -506,11 +455,7 @@ impl Printer<'_> {
     }
 
     fn is_negative(&self, t: Id) -> bool {
-        match self.g.node(t) {
-            Node::Num(n) => n.get() < 0.0,
-            Node::Mul(_) => self.fraction(t).negative,
-            _ => false,
-        }
+        crate::print::is_negative(self.g, t, self.names)
     }
 
     /// A negative term printed without its sign.

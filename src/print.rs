@@ -172,34 +172,18 @@ struct Printer<'a> {
     plain: &'a PlainCache,
 }
 
-/// A product split for printing: sign, numeric coefficient, numerator and denominator factors.
-struct Fraction {
-    negative: bool,
-    coef: f64,
-    num: Vec<Id>,
-    den: Vec<(Id, f64)>,
+/// A product split for printing: sign, numeric coefficient, numerator and denominator
+/// factors. The text and LaTeX printers share it, so both lay a product out alike.
+pub(crate) struct Fraction {
+    pub(crate) negative: bool,
+    pub(crate) coef: f64,
+    pub(crate) num: Vec<Id>,
+    pub(crate) den: Vec<(Id, f64)>,
 }
 
-impl Printer<'_> {
-    fn expr(&self, id: Id, out: &mut String) {
-        self.at(id, Prec::Add, out);
-    }
-
-    /// Prints `id` where a form at least as tight as `min` is needed.
-    fn at(&self, id: Id, min: Prec, out: &mut String) {
-        if let Some(name) = self.names.get(&id) {
-            out.push_str(name);
-        } else if self.prec(id) < min {
-            out.push('(');
-            self.form(id, out);
-            out.push(')');
-        } else {
-            self.form(id, out);
-        }
-    }
-
-    fn fraction(&self, id: Id) -> Fraction {
-        let g = self.g;
+impl Fraction {
+    /// The factors of `id`; a named subexpression stays one factor.
+    pub(crate) fn of(g: &Graph, id: Id, names: &HashMap<Id, String>) -> Fraction {
         let mut f = Fraction {
             negative: false,
             coef: 1.0,
@@ -208,11 +192,11 @@ impl Printer<'_> {
         };
         let factors: Vec<Id> = match g.node(id) {
             // A long chain kept whole inside the product (see `BLOCK`) prints as part of it.
-            Node::Mul(fs) => g.mul_factors(fs, |x| !self.names.contains_key(&x)),
+            Node::Mul(fs) => g.mul_factors(fs, |x| !names.contains_key(&x)),
             _ => vec![id],
         };
         for x in factors {
-            if self.names.contains_key(&x) {
+            if names.contains_key(&x) {
                 f.num.push(x);
                 continue;
             }
@@ -234,6 +218,53 @@ impl Printer<'_> {
             f.coef = -f.coef;
         }
         f
+    }
+
+    /// The whole number k when the coefficient is 1/k and reads better as a division:
+    /// `(G + G')/2`.
+    pub(crate) fn divisor(&self) -> Option<f64> {
+        let k = 1.0 / self.coef;
+        (self.coef != 1.0 && k.fract() == 0.0 && k < 1e6 && !self.num.is_empty()).then_some(k)
+    }
+
+    /// True when the product prints as a division.
+    pub(crate) fn is_frac(&self) -> bool {
+        !self.den.is_empty() || self.divisor().is_some()
+    }
+}
+
+/// Whether a term of a sum prints with a leading minus (a named one never does).
+pub(crate) fn is_negative(g: &Graph, t: Id, names: &HashMap<Id, String>) -> bool {
+    if names.contains_key(&t) {
+        return false;
+    }
+    match g.node(t) {
+        Node::Num(n) => n.get() < 0.0,
+        Node::Mul(_) => Fraction::of(g, t, names).negative,
+        _ => false,
+    }
+}
+
+impl Printer<'_> {
+    fn expr(&self, id: Id, out: &mut String) {
+        self.at(id, Prec::Add, out);
+    }
+
+    /// Prints `id` where a form at least as tight as `min` is needed.
+    fn at(&self, id: Id, min: Prec, out: &mut String) {
+        if let Some(name) = self.names.get(&id) {
+            out.push_str(name);
+        } else if self.prec(id) < min {
+            out.push('(');
+            self.form(id, out);
+            out.push(')');
+        } else {
+            self.form(id, out);
+        }
+    }
+
+    fn fraction(&self, id: Id) -> Fraction {
+        Fraction::of(self.g, id, self.names)
     }
 
     /// A 1×n row whose length is not 1.
@@ -364,14 +395,7 @@ impl Printer<'_> {
     }
 
     fn is_negative(&self, t: Id) -> bool {
-        if self.names.contains_key(&t) {
-            return false;
-        }
-        match self.g.node(t) {
-            Node::Num(n) => n.get() < 0.0,
-            Node::Mul(_) => self.fraction(t).negative,
-            _ => false,
-        }
+        is_negative(self.g, t, self.names)
     }
 
     /// A negative term printed without its sign.
@@ -395,16 +419,7 @@ impl Printer<'_> {
 
     /// Coefficient, factors and divisors: `2*A*x`, `x/norm2(x)`, `(G + G')/2`.
     fn fraction_body(&self, f: &Fraction, out: &mut String) {
-        // A coefficient 1/k with k whole reads better as a division: `(G + G')/2`.
-        let divisor = if f.coef != 1.0
-            && (1.0 / f.coef).fract() == 0.0
-            && !f.num.is_empty()
-            && 1.0 / f.coef < 1e6
-        {
-            Some(1.0 / f.coef)
-        } else {
-            None
-        };
+        let divisor = f.divisor();
         let mut first = true;
         if f.coef != 1.0 && divisor.is_none() || f.num.is_empty() {
             out.push_str(&format_num(if divisor.is_some() { 1.0 } else { f.coef }));
