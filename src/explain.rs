@@ -371,16 +371,7 @@ impl Steps {
                 parts.push(part);
                 via.push(self.names[&p]);
             }
-            let total = g.add(&parts);
-            let total = g.simplify(total, true);
-            if parts.len() > 1 {
-                lines.push(Line::Total {
-                    of: self.names[&f],
-                    by: self.names[&c],
-                    parts: via,
-                    value: total,
-                });
-            }
+            let total = total(g, lines, self.names[&f], self.names[&c], &parts, via);
             let total = self.name_if_long(g, total, self.names[&f], self.names[&c], false, known);
             adjoint.insert(c, total);
         }
@@ -415,17 +406,7 @@ impl Steps {
             if p == f {
                 return Ok(local);
             }
-            let value = g.mul(&[dp, local]);
-            let value = g.simplify(value, true);
-            lines.push(Line::Chain {
-                of: fname,
-                via: pn,
-                by: cn,
-                shapes: [g.shape(dp), g.shape(local)],
-                value,
-                term,
-            });
-            return Ok(value);
+            return Ok(chain(g, lines, [dp, local], [fname, pn, cn], term));
         }
         // Through a matrix: the gradient of ⟨G, p⟩ by c, with G the gradient of f by p
         // (shaped like p; for a vector p, the transpose of the row ∂f/∂p).
@@ -526,28 +507,10 @@ impl Steps {
                     continue;
                 }
                 let dc = tangent[&c];
-                let value = g.mul(&[local, dc]);
-                let value = g.simplify(value, true);
-                lines.push(Line::Chain {
-                    of: pn,
-                    via: cn,
-                    by: var,
-                    shapes: [g.shape(local), g.shape(dc)],
-                    value,
-                    term: self.inputs[&p].len() > 1,
-                });
-                parts.push(value);
+                let term = self.inputs[&p].len() > 1;
+                parts.push(chain(g, lines, [local, dc], [pn, cn, var], term));
             }
-            let total = g.add(&parts);
-            let total = g.simplify(total, true);
-            if parts.len() > 1 {
-                lines.push(Line::Total {
-                    of: pn,
-                    by: var,
-                    parts: via,
-                    value: total,
-                });
-            }
+            let total = total(g, lines, pn, var, &parts, via);
             let total = self.name_if_long(g, total, pn, var, true, known);
             tangent.insert(p, total);
         }
@@ -597,6 +560,50 @@ impl Steps {
             })
             .count()
     }
+}
+
+/// One chain-rule product `∂of/∂via · ∂via/∂by`, simplified, with its line.
+fn chain(
+    g: &mut Graph,
+    lines: &mut Vec<Line>,
+    [a, b]: [Id; 2],
+    [of, via, by]: [Name; 3],
+    term: bool,
+) -> Id {
+    let product = g.mul(&[a, b]);
+    let value = g.simplify(product, true);
+    lines.push(Line::Chain {
+        of,
+        via,
+        by,
+        shapes: [g.shape(a), g.shape(b)],
+        value,
+        term,
+    });
+    value
+}
+
+/// `∂of/∂by` as the sum of its paths (`parts`, through `via`), simplified, with a line
+/// when there is more than one path.
+fn total(
+    g: &mut Graph,
+    lines: &mut Vec<Line>,
+    of: Name,
+    by: Name,
+    parts: &[Id],
+    via: Vec<Name>,
+) -> Id {
+    let sum = g.add(parts);
+    let value = g.simplify(sum, true);
+    if parts.len() > 1 {
+        lines.push(Line::Total {
+            of,
+            by,
+            parts: via,
+            value,
+        });
+    }
+    value
 }
 
 /// The numerator-layout Jacobian of one step by one of its inputs (not a matrix):
