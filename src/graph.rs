@@ -514,7 +514,7 @@ impl Graph {
     pub fn reachable(&self, roots: &[Id]) -> Vec<Id> {
         // Work in the size of what is reached, not of the whole graph: printing one
         // small step of a large graph (`--explain`) must stay cheap.
-        let mut seen: HashSet<Id> = HashSet::new();
+        let mut seen: rustc_hash::FxHashSet<Id> = rustc_hash::FxHashSet::default();
         let mut stack: Vec<Id> = roots.to_vec();
         let mut out = Vec::new();
         while let Some(id) = stack.pop() {
