@@ -149,7 +149,7 @@ pub fn hessian(g: &mut Graph, f: Id, var: Symbol) -> Result<Id, DiffError> {
 }
 
 /// `(G + G')/2` for a variable declared symmetric.
-fn symmetrize(g: &mut Graph, grad: Id, var: Symbol) -> Id {
+pub(crate) fn symmetrize(g: &mut Graph, grad: Id, var: Symbol) -> Id {
     if g.symbol(var).kind != Kind::Symmetric || g.is_symmetric(grad) {
         return grad;
     }
@@ -622,7 +622,7 @@ fn scalar_row(g: &mut Graph, s: Id, var: Symbol) -> Result<Id, DiffError> {
 }
 
 /// A vector node as a column of its entries.
-fn entries(g: &mut Graph, id: Id) -> Id {
+pub(crate) fn entries(g: &mut Graph, id: Id) -> Id {
     if g.dims.is_row(g.shape(id)) {
         g.t(id)
     } else {

@@ -213,12 +213,7 @@ impl Steps {
             .find(|n| !taken.contains(*n))
             .unwrap_or("f_out");
         let f_shape = g.shape(f);
-        let f_kind = match g.rank(f) {
-            Rank::Scalar => Kind::Scalar,
-            Rank::Vector => Kind::Vector,
-            Rank::Matrix => Kind::Matrix,
-        };
-        let f_name_sym = g.declare_shaped(f_name, f_kind, f_shape);
+        let f_name_sym = g.declare_shaped(f_name, kind_of(g, f), f_shape);
         let mut names = HashMap::new();
         names.insert(v, var);
         let mut k = 0;
@@ -232,11 +227,9 @@ impl Steps {
                 format!("{prefix}{k}")
             };
             let shape = g.shape(id);
-            let kind = match g.rank(id) {
-                Rank::Scalar => Kind::Scalar,
-                Rank::Vector => Kind::Vector,
-                Rank::Matrix if g.is_symmetric(id) => Kind::Symmetric,
-                Rank::Matrix => Kind::Matrix,
+            let kind = match kind_of(g, id) {
+                Kind::Matrix if g.is_symmetric(id) => Kind::Symmetric,
+                kind => kind,
             };
             names.insert(id, g.declare_shaped(&name, kind, shape));
         }
@@ -419,7 +412,7 @@ impl Steps {
                 Rank::Scalar => (format!("(∂{fs}/∂{ps})"), Kind::Scalar),
                 Rank::Vector => (format!("(∂{fs}/∂{ps})'"), Kind::Vector),
             };
-            let col = column(g, def);
+            let col = diff::entries(g, def);
             let shape = g.shape(col);
             let sym = g.declare_shaped(&name, kind, shape);
             g.sym(sym)
@@ -432,14 +425,14 @@ impl Steps {
             }
             Rank::Scalar => g.mul(&[upstream, def]),
             Rank::Vector => {
-                let col = column(g, def);
+                let col = diff::entries(g, def);
                 let ut = g.t(upstream);
                 g.mul(&[ut, col])
             }
         };
         let grad = diff::gradient(g, pairing, cn)?;
         let grad = if g.rank(c) == Rank::Vector {
-            let col = column(g, grad);
+            let col = diff::entries(g, grad);
             g.t(col)
         } else {
             grad
@@ -538,13 +531,8 @@ impl Steps {
             return value;
         }
         let name = format!("(∂{}/∂{})", g.symbol(of).name, g.symbol(by).name);
-        let kind = match g.rank(value) {
-            Rank::Scalar => Kind::Scalar,
-            Rank::Vector => Kind::Vector,
-            Rank::Matrix => Kind::Matrix,
-        };
         let shape = g.shape(value);
-        let sym = g.declare_shaped(&name, kind, shape);
+        let sym = g.declare_shaped(&name, kind_of(g, value), shape);
         known.push((sym, value));
         g.sym(sym)
     }
@@ -612,7 +600,7 @@ fn local_jacobian(g: &mut Graph, def: Id, name: Id, by: Symbol) -> Result<Id, Di
     let local = if g.is_scalar(def) {
         let grad = diff::gradient(g, def, by)?;
         let grad = g.simplify(grad, true);
-        let col = column(g, grad);
+        let col = diff::entries(g, grad);
         g.t(col)
     } else {
         diff::jacobian(g, def, by)?
@@ -629,18 +617,25 @@ fn as_named(g: &mut Graph, value: Id, def: Id, name: Id) -> Id {
     g.simplify(value, true)
 }
 
-/// For a variable declared symmetric, the symmetric gradient `(G + G')/2`, as
-/// `diff::derivative` gives it, with its line; otherwise `grad` as it is.
+/// For a variable declared symmetric, the symmetric gradient `(G + G')/2` that
+/// `diff::derivative` gives, with its line; otherwise `grad` as it is.
 fn symmetric(g: &mut Graph, grad: Id, var: Symbol, lines: &mut Vec<Line>) -> Id {
-    if g.symbol(var).kind != Kind::Symmetric || g.is_symmetric(grad) {
+    let sym = diff::symmetrize(g, grad, var);
+    if sym == grad {
         return grad;
     }
-    let t = g.t(grad);
-    let sum = g.add(&[grad, t]);
-    let half = g.scale(0.5, sum);
-    let value = g.simplify(half, true);
+    let value = g.simplify(sym, true);
     lines.push(Line::Symmetric { by: var, value });
     value
+}
+
+/// The kind a name for `id` gets: scalar, vector or matrix by its rank.
+fn kind_of(g: &Graph, id: Id) -> Kind {
+    match g.rank(id) {
+        Rank::Scalar => Kind::Scalar,
+        Rank::Vector => Kind::Vector,
+        Rank::Matrix => Kind::Matrix,
+    }
 }
 
 /// The words with their first letter in upper case.
@@ -650,15 +645,6 @@ fn capitalized(words: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
         .unwrap_or_default()
-}
-
-/// A vector as a column (a row is transposed).
-fn column(g: &mut Graph, id: Id) -> Id {
-    if g.dims.is_row(g.shape(id)) {
-        g.t(id)
-    } else {
-        id
-    }
 }
 
 /// `id` with the nodes of `map` replaced, rebuilt through the smart constructors.
