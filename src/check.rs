@@ -53,9 +53,12 @@ pub fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error
     let parsed = run::parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
     let var = run::variable(&mut g, config, &parsed, text, &a.wrt, &mut answer.notes)?;
-    let f = g.simplify(parsed.root, false);
+    // The reference is the expression as written, not as simplified: a bug in the
+    // simplifier must show up as a disagreement, never be endorsed.
+    let f = parsed.root;
+    let simplified = g.simplify(f, false);
     let layout: Layout = a.layout.into();
-    let own = diff::derivative(&mut g, f, var, layout);
+    let own = diff::derivative(&mut g, simplified, var, layout);
     let (d, expected, own_text) = match &a.claim {
         None => {
             let d = own.map_err(|e| Error::Unsupported(e.to_string()))?;
@@ -581,71 +584,78 @@ impl Problem<'_> {
             return Ok(Outcome::Redraw("the finite differences overflowed".into()));
         }
 
-        let dv = match eval_one(g, self.d, env)? {
-            Ok(v) => v,
-            Err(why) => {
-                return Ok(Outcome::Point(PointResult {
-                    sizes,
-                    abs: f64::INFINITY,
-                    rel: f64::INFINITY,
-                    agrees: false,
-                    error: Some(why),
-                    sym_agrees: false,
-                }));
-            }
+        let failed = |why: String| PointResult {
+            sizes: sizes.clone(),
+            abs: f64::INFINITY,
+            rel: f64::INFINITY,
+            agrees: false,
+            error: Some(why),
+            sym_agrees: false,
         };
-        // With respect to a symmetric matrix only the symmetric part of a derivative is
-        // measurable. A gradient (scalar f) must be the symmetric one, as jacob prints it;
-        // a Jacobian (jacob's kron forms are not symmetrized) is compared on symmetric
-        // directions only, by averaging its columns for (i, j) and (j, i).
+        // A derivative that cannot be evaluated where the expression can, or that has
+        // the wrong shape, disagrees.
+        let dv = match eval::eval(g, &[self.d], env) {
+            Ok(mut v) => match v.pop() {
+                Some(m) if m.iter().all(|x| x.is_finite()) => m,
+                _ => {
+                    return Ok(Outcome::Point(failed(
+                        "a value is not a finite number".into(),
+                    )));
+                }
+            },
+            Err(e @ EvalError::Internal(_)) => return Ok(Outcome::Point(failed(e.to_string()))),
+            Err(e) if redrawable(&e) => return Ok(Outcome::Point(failed(e.to_string()))),
+            Err(e) => return Err(numeric::explain(g, e)),
+        };
+        let full = match self.numerator_jacobian(env, dv, nf, nv)? {
+            Ok(j) => j,
+            Err(why) => return Ok(Outcome::Point(failed(why))),
+        };
+        // With respect to a symmetric matrix the derivative must be the symmetric one,
+        // J(I + K)/2 with K the commutation matrix (SPEC §2): the finite differences
+        // perturb symmetrically, which measures exactly that. A derivative that agrees
+        // only once symmetrized is noted.
         let square = self.symmetric && vr == vc && vr > 1;
-        let symmetrize_columns = |mut js: DMatrix<f64>| -> DMatrix<f64> {
-            if square && !self.f_scalar {
-                for j in 0..vc {
-                    for i in 0..j {
-                        let (a, b) = (i + j * vr, j + i * vr);
-                        let avg = (js.column(a) + js.column(b)) * 0.5;
-                        js.set_column(a, &avg);
-                        js.set_column(b, &avg);
-                    }
+        let symmetrized = |mut js: DMatrix<f64>| -> DMatrix<f64> {
+            for j in 0..vc {
+                for i in 0..j {
+                    let (a, b) = (i + j * vr, j + i * vr);
+                    let avg = (js.column(a) + js.column(b)) * 0.5;
+                    js.set_column(a, &avg);
+                    js.set_column(b, &avg);
                 }
             }
             js
         };
-        let project = |js: DMatrix<f64>| -> DMatrix<f64> {
+        let project = |js: &DMatrix<f64>| -> DMatrix<f64> {
             if unit {
-                symmetrize_columns(js)
+                js.clone()
             } else {
                 let mut out = DMatrix::zeros(nf, directions.len());
                 for (k, e) in directions.iter().enumerate() {
-                    let col = &js * DMatrix::from_column_slice(nv, 1, e.as_slice());
+                    let col = js * DMatrix::from_column_slice(nv, 1, e.as_slice());
                     out.set_column(k, &col.column(0));
                 }
                 out
             }
         };
-        let js = project(self.numerator_jacobian(env, dv.clone(), nf, nv)?);
         let size = jn.amax();
         let error = |js: &DMatrix<f64>| {
             let e = (js - &jn).amax();
             if e.is_finite() { e } else { f64::INFINITY }
         };
         let bound = TOL_ABS + self.tol * size;
-        let gradient_is_square =
-            square && self.f_scalar && dv.nrows() == dv.ncols() && dv.nrows() > 1;
-        let mut abs = error(&js);
-        let sym_agrees = if gradient_is_square {
-            let sym = (&dv + dv.transpose()) * 0.5;
-            let sym_abs = error(&project(self.numerator_jacobian(env, sym, nf, nv)?));
+        let mut abs = error(&project(&full));
+        let mut sym_agrees = false;
+        if square {
+            let sym = symmetrized(full.clone());
             if !unit {
-                // Random symmetric directions cannot see an antisymmetric part: measure
-                // it directly, as the entrywise comparison would.
-                abs = abs.max((&dv - dv.transpose()).amax() * 0.5);
+                // Random symmetric directions cannot see the part that is not symmetric:
+                // measure it directly, as the entrywise comparison would.
+                abs = abs.max((&full - &sym).amax());
             }
-            sym_abs <= bound
-        } else {
-            abs <= bound
-        };
+            sym_agrees = error(&project(&sym)) <= bound;
+        }
         let agrees = abs <= bound;
         Ok(Outcome::Point(PointResult {
             sizes,
@@ -657,25 +667,27 @@ impl Problem<'_> {
         }))
     }
 
-    /// The derivative's value as the numerator Jacobian ∂vec(f)/∂vec(V), nf×nv.
+    /// The derivative's value as the numerator Jacobian ∂vec(f)/∂vec(V), nf×nv; an
+    /// error message (a disagreement) when its shape is not the derivative's.
     fn numerator_jacobian(
         &self,
         env: &Env,
         dv: DMatrix<f64>,
         nf: usize,
         nv: usize,
-    ) -> Result<DMatrix<f64>, Error> {
+    ) -> Result<Result<DMatrix<f64>, String>, Error> {
         let g = self.g;
         let (er, ec) = numeric::numeric_shape(g, env, self.expected).ok_or_else(|| {
             Error::Usage("the size of the derivative is not known: give sizes with --dim".into())
         })?;
-        let dv = if dv.shape() == (1, 1) && (er, ec) != (1, 1) {
+        // A claim `0` stands for the zero of any shape; nothing else is broadcast.
+        let dv = if dv.shape() == (1, 1) && (er, ec) != (1, 1) && g.is_zero(self.d) {
             DMatrix::from_element(er, ec, dv[(0, 0)])
         } else {
             dv
         };
         if dv.shape() != (er, ec) {
-            return Err(Error::Unsupported(format!(
+            return Ok(Err(format!(
                 "the derivative evaluates to a {}×{} matrix, but a {er}×{ec} one was expected",
                 dv.nrows(),
                 dv.ncols()
@@ -700,11 +712,11 @@ impl Problem<'_> {
             };
             (m.shape() == (nf, nv)).then_some(m)
         };
-        js.ok_or_else(|| {
-            Error::Unsupported(format!(
+        Ok(js.ok_or_else(|| {
+            format!(
                 "the derivative evaluates to {er}×{ec} entries, which do not form the {nf}×{nv} Jacobian"
-            ))
-        })
+            )
+        }))
     }
 }
 

@@ -98,6 +98,7 @@ pub fn derivative(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Result<I
         }
         (Rank::Vector, _) => {
             let j = jacobian(g, f, var)?;
+            let j = symmetrize_jacobian(g, j, var)?;
             let j = g.simplify(j, true);
             if layout == Layout::Denominator {
                 g.t(j)
@@ -156,6 +157,83 @@ pub(crate) fn symmetrize(g: &mut Graph, grad: Id, var: Symbol) -> Id {
     let gt = g.t(grad);
     let s = g.add(&[grad, gt]);
     g.scale(0.5, s)
+}
+
+/// `J*(I + K)/2` for a Jacobian J by a variable declared symmetric, with K the
+/// commutation matrix (K*vec(X) = vec(X')): the derivative along symmetric
+/// perturbations, consistent with the symmetric gradient (G + G')/2.
+pub(crate) fn symmetrize_jacobian(g: &mut Graph, j: Id, var: Symbol) -> Result<Id, DiffError> {
+    if g.symbol(var).kind != Kind::Symmetric {
+        return Ok(j);
+    }
+    let jk = commuted(g, j)?;
+    let s = g.add(&[j, jk]);
+    Ok(g.scale(0.5, s))
+}
+
+/// `J*K`: a Jacobian by vec(X) turned into the Jacobian by vec(X'), for the forms the
+/// forward mode builds (sums and products ending in `kron(a', B)` or `vec(G)'`).
+fn commuted(g: &mut Graph, j: Id) -> Result<Id, DiffError> {
+    let unsupported = || {
+        DiffError::Unsupported(
+            "the Jacobian of this expression by a symmetric matrix (declare it --matrix to get the unsymmetrized one)"
+                .into(),
+        )
+    };
+    let one = |g: &Graph, d| g.dims.find(d) == crate::shape::Dim::One;
+    match g.node(j).clone() {
+        Node::Zero(..) => Ok(j),
+        Node::Add(ts) => {
+            let mut out = Vec::with_capacity(ts.len());
+            for t in ts.iter() {
+                out.push(commuted(g, *t)?);
+            }
+            Ok(g.add(&out))
+        }
+        Node::Mul(fs) => {
+            let (last, front) = fs.split_last().ok_or_else(unsupported)?;
+            let mut factors = front.to_vec();
+            factors.push(commuted(g, *last)?);
+            Ok(g.mul(&factors))
+        }
+        // (a' ⊗ B) K = B ⊗ a' and (A ⊗ b') K = b' ⊗ A for a row a' or b'.
+        Node::Kron([a, b]) if one(g, g.shape(a).rows) || one(g, g.shape(b).rows) => {
+            Ok(g.kron(b, a))
+        }
+        Node::Transpose(c) => {
+            let cc = commuted_column(g, c).ok_or_else(unsupported)?;
+            Ok(g.t(cc))
+        }
+        _ => Err(unsupported()),
+    }
+}
+
+/// `K*v` for a column v = vec(G): vec(G').
+fn commuted_column(g: &mut Graph, v: Id) -> Option<Id> {
+    match g.node(v).clone() {
+        Node::Zero(..) => Some(v),
+        Node::Call(Func::Vec, m) => {
+            let mt = g.t(m);
+            Some(g.func(Func::Vec, mt))
+        }
+        Node::Add(ts) => {
+            let mut out = Vec::with_capacity(ts.len());
+            for t in ts.iter() {
+                out.push(commuted_column(g, *t)?);
+            }
+            Some(g.add(&out))
+        }
+        Node::Mul(fs) => {
+            let (last, front) = fs.split_last()?;
+            if front.iter().any(|f| !g.is_scalar(*f)) {
+                return None;
+            }
+            let mut factors = front.to_vec();
+            factors.push(commuted_column(g, *last)?);
+            Some(g.mul(&factors))
+        }
+        _ => None,
+    }
 }
 
 /// The gradient of a 1×1 `f` by `var`, shaped like `var`: reverse mode.
@@ -362,7 +440,12 @@ fn backprop(g: &mut Graph, id: Id, ybar: Id, dep: &[bool]) -> Result<Vec<(Id, Id
                 "differentiating through kron(A, B)".into(),
             ));
         }
-        Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {}
+        Node::Num(_)
+        | Node::Sym(_)
+        | Node::Identity(_)
+        | Node::Ones(..)
+        | Node::Zero(..)
+        | Node::Size(_) => {}
     }
     Ok(out)
 }
@@ -565,9 +648,12 @@ fn tangent_of(g: &mut Graph, id: Id, tan: &HashMap<Id, Id>, dep: &[bool]) -> Res
             }
             g.add(&terms)
         }
-        Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {
-            g.zero(shape)
-        }
+        Node::Num(_)
+        | Node::Sym(_)
+        | Node::Identity(_)
+        | Node::Ones(..)
+        | Node::Zero(..)
+        | Node::Size(_) => g.zero(shape),
     })
 }
 
@@ -808,7 +894,12 @@ fn jacobian_of(
         Node::Pow(_) | Node::Kron(_) => {
             return Err(DiffError::Unsupported("this Jacobian".into()));
         }
-        Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {}
+        Node::Num(_)
+        | Node::Sym(_)
+        | Node::Identity(_)
+        | Node::Ones(..)
+        | Node::Zero(..)
+        | Node::Size(_) => {}
     }
     let result_rows = {
         let e = entries(g, id);

@@ -101,6 +101,7 @@ fn walk(graph: &Graph, roots: &[Id], env: &Env) -> Result<(Vec<DMatrix<f64>>, f6
     let mut kink = f64::INFINITY;
     for id in order {
         let value = node_value(graph, env, id, &values, &mut kink)?;
+        let value = fit_shape(graph, env, id, value)?;
         check_finite(graph, id, &value)?;
         for c in graph.children(id) {
             let u = &mut uses[c.idx()];
@@ -120,6 +121,39 @@ fn walk(graph: &Graph, roots: &[Id], env: &Env) -> Result<(Vec<DMatrix<f64>>, f6
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((out, kink))
+}
+
+/// The value of a node, checked against the shape the graph gives it: a 1×1 value of
+/// a sum or elementwise product whose terms were all 1×1 is broadcast to that shape
+/// (`alpha + 0*x` is a vector), and any other mismatch is an error, never a value of
+/// the wrong shape.
+fn fit_shape(
+    graph: &Graph,
+    env: &Env,
+    id: Id,
+    value: DMatrix<f64>,
+) -> Result<DMatrix<f64>, EvalError> {
+    let shape = graph.shape(id);
+    let want = (
+        known_size(graph, env, shape.rows)?,
+        known_size(graph, env, shape.cols)?,
+    );
+    let (r, c) = value.shape();
+    if want.0.is_none_or(|n| n == r) && want.1.is_none_or(|n| n == c) {
+        return Ok(value);
+    }
+    if let ((Some(wr), Some(wc)), Some(v)) = (want, as_scalar(&value))
+        && matches!(graph.node(id), Node::Add(_) | Node::Had(_))
+    {
+        check_entries(wr, wc)?;
+        return Ok(DMatrix::from_element(wr, wc, v));
+    }
+    let show = |n: Option<usize>| n.map_or("?".to_string(), |n| n.to_string());
+    Err(EvalError::Internal(format!(
+        "a value is {r}×{c} where the expression needs {}×{}",
+        show(want.0),
+        show(want.1)
+    )))
 }
 
 /// The value of an already evaluated child.
@@ -181,6 +215,9 @@ fn size(graph: &Graph, env: &Env, d: Dim) -> Result<usize, EvalError> {
         }
         let n = if let Some(&n) = env.sizes.get(&d) {
             n
+        } else if let Some(n) = graph.dims.value(d) {
+            usize::try_from(n)
+                .map_err(|_| EvalError::TooLarge("a size is too large to evaluate".to_string()))?
         } else if let Some((a, b)) = graph.dims.factors(d) {
             stack.push(a);
             stack.push(b);
@@ -266,6 +303,7 @@ fn node_value(
     let get = |c: Id| child(values, c);
     Ok(match graph.node(id) {
         Node::Num(n) => DMatrix::from_element(1, 1, n.get()),
+        Node::Size(d) => DMatrix::from_element(1, 1, size(graph, env, *d)? as f64),
         Node::Sym(s) => symbol_value(graph, env, id, *s)?,
         Node::Identity(d) => {
             let n = size(graph, env, *d)?;
@@ -670,7 +708,9 @@ fn check_finite(graph: &Graph, id: Id, value: &DMatrix<f64>) -> Result<(), EvalE
                 graph.symbol(*s).name
             )));
         }
-        Node::Num(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => "a constant",
+        Node::Num(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) | Node::Size(_) => {
+            "a constant"
+        }
         Node::Add(_) => "a sum",
         Node::Mul(_) => "a product",
         Node::Had(_) => "an elementwise product",

@@ -228,6 +228,8 @@ pub enum Node {
     Ones(Dim, Dim),
     /// `0`, all zeros of the given shape.
     Zero(Dim, Dim),
+    /// `rows(A)`, `cols(A)`, `3`: a size as a 1×1 number (a constant: its derivative is 0).
+    Size(Dim),
     /// `a + b - c`: terms of one shape; a 1×1 term is broadcast.
     Add(Box<[Id]>),
     /// `2*A*x`: 1×1 factors scale; the others form a matrix product, in order.
@@ -250,9 +252,12 @@ impl Node {
     /// The children, in order.
     pub fn children(&self) -> &[Id] {
         match self {
-            Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {
-                &[]
-            }
+            Node::Num(_)
+            | Node::Sym(_)
+            | Node::Identity(_)
+            | Node::Ones(..)
+            | Node::Zero(..)
+            | Node::Size(_) => &[],
             Node::Add(c) | Node::Mul(c) | Node::Had(c) => c,
             Node::Pow(ab) | Node::EPow(ab) | Node::Kron(ab) => ab,
             Node::Transpose(a) | Node::Call(_, a) => std::slice::from_ref(a),
@@ -324,18 +329,38 @@ impl Graph {
         (self.cost(id), self.key(id), id)
     }
 
+    /// FNV-1a over the node's kind, its own data and its children's keys: a hash whose
+    /// algorithm is fixed (std's `DefaultHasher` may change between Rust releases, and
+    /// the order of terms and the snapshots with it).
     fn node_key(&self, node: &Node) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::mem::discriminant(node).hash(&mut h);
+        use std::hash::Hasher;
+        let mut h = fnv::FnvHasher::default();
+        let tag: u8 = match node {
+            Node::Num(_) => 0,
+            Node::Sym(_) => 1,
+            Node::Identity(_) => 2,
+            Node::Ones(..) => 3,
+            Node::Zero(..) => 4,
+            Node::Add(_) => 5,
+            Node::Mul(_) => 6,
+            Node::Had(_) => 7,
+            Node::Pow(_) => 8,
+            Node::EPow(_) => 9,
+            Node::Transpose(_) => 10,
+            Node::Call(..) => 11,
+            Node::Kron(_) => 12,
+            Node::Size(_) => 13,
+        };
+        h.write_u8(tag);
         match node {
-            Node::Num(n) => n.hash(&mut h),
-            Node::Sym(s) => self.symbol(*s).name.hash(&mut h),
-            Node::Call(f, _) => f.hash(&mut h),
+            Node::Num(n) => h.write_u64(n.get().to_bits()),
+            Node::Sym(s) => h.write(self.symbol(*s).name.as_bytes()),
+            Node::Call(f, _) => h.write_u8(*f as u8),
+            Node::Size(d) => h.write_u64(self.dims.value(*d).unwrap_or(0)),
             _ => {}
         }
         for c in node.children() {
-            self.keys[c.idx()].hash(&mut h);
+            h.write_u64(self.keys[c.idx()]);
         }
         h.finish()
     }
@@ -357,6 +382,7 @@ impl Graph {
         match node {
             Node::Num(n) if n.get() < 0.0 => 2,
             Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => 1,
+            Node::Size(_) => 2,
             // A coefficient -1 prints as a minus sign: `-x` is two, not three.
             Node::Mul(f) if f.first().and_then(|&c| self.as_num(c)) == Some(-1.0) => {
                 sum.saturating_add(ops).saturating_sub(1)
@@ -500,6 +526,30 @@ impl Graph {
     /// What went wrong in constant folding, if anything.
     pub fn folding_problem(&self) -> Option<&'static str> {
         self.folding_problem
+    }
+
+    /// A symbol with the size `d` as its rows (`false`) or columns (`true`), the first in
+    /// order of declaration: what `rows(A)` or `cols(A)` is printed with.
+    pub fn size_witness(&self, d: Dim) -> Option<(Symbol, bool)> {
+        let d = self.dims.find(d);
+        self.symbols().find_map(|(s, info)| {
+            if self.dims.find(info.shape.rows) == d {
+                Some((s, false))
+            } else if self.dims.find(info.shape.cols) == d {
+                Some((s, true))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The node for the size `d` as a 1×1 number: `rows(A)`, `3`.
+    pub fn size(&mut self, d: Dim) -> Id {
+        let d = self.dims.find(d);
+        match self.dims.value(d) {
+            Some(n) => self.num(n as f64),
+            None => self.intern(Node::Size(d), Shape::SCALAR),
+        }
     }
 
     /// The numeric value, if the node is a number.

@@ -2,8 +2,10 @@
 //! renders in KaTeX. A pure function of the graph, shaped like the text printer
 //! ([`crate::print`]): the same precedence levels, the same minimal parentheses.
 
+use crate::fixed::Fixed;
 use crate::graph::{Func, Graph, Id, Kind, Node, Symbol};
-use crate::print::{Fraction, Prec, format_num, names_within};
+use crate::print::{Fraction, Prec, SizePart, Sized, format_num, names_within, size_parts};
+use crate::shape::Dim;
 use std::collections::HashMap;
 
 /// Prints an expression as LaTeX math: bold vectors and matrices (`\mathbf{x}`),
@@ -17,6 +19,7 @@ pub fn latex(g: &Graph, id: Id) -> String {
 /// accept inside `$…$`). With an empty `lhs`, the expression alone.
 pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
     let names = names_within(g, id, MAX_NESTING);
+    let fixed = Fixed::new(g, id, &names);
     let printer = Printer {
         g,
         // A scalar named `sigma` prints as `\sigma`; then sigmoid spells its name out.
@@ -27,6 +30,7 @@ pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
         },
         names: &names,
         plain: crate::print::PlainCache::default(),
+        fixed: &fixed,
     };
     let mut out = String::new();
     printer.at(id, Prec::Add, &mut out);
@@ -178,6 +182,25 @@ struct Printer<'a> {
     names: &'a HashMap<Id, String>,
     /// Plain texts of short terms, for ordering sums.
     plain: crate::print::PlainCache,
+    /// Where a constant needs its size written.
+    fixed: &'a Fixed,
+}
+
+/// The LaTeX of a size: `\operatorname{rows}(\mathbf{A})`, `3`.
+fn size(g: &Graph, d: Dim) -> String {
+    let parts: Vec<String> = size_parts(g, d)
+        .into_iter()
+        .map(|p| match p {
+            SizePart::Number(n) => n.to_string(),
+            SizePart::Of(s, cols) => format!(
+                r"\operatorname{{{}}}({})",
+                if cols { "cols" } else { "rows" },
+                symbol(g, s)
+            ),
+            SizePart::Unknown => r"n".to_string(),
+        })
+        .collect();
+    parts.join(r" \cdot ")
 }
 
 impl Printer<'_> {
@@ -244,6 +267,7 @@ impl Printer<'_> {
         let g = self.g;
         match g.node(id) {
             Node::Sym(s) => symbol(g, *s).contains('_'),
+            Node::Identity(_) | Node::Ones(..) | Node::Zero(..) if !self.fixed.bare(g, id) => true,
             Node::Call(Func::Norm2 | Func::Norm1 | Func::Abs, _) => false,
             Node::Call(..) | Node::Transpose(_) | Node::Pow(_) | Node::EPow(_) => true,
             Node::Num(n) => number(n.get()).contains('^'),
@@ -268,6 +292,8 @@ impl Printer<'_> {
         match g.node(id) {
             Node::Ones(..) | Node::Zero(..) if self.is_row(id) => Prec::Postfix,
             Node::Num(n) => number_prec(n.get()),
+            Node::Size(d) if size_parts(g, *d).len() > 1 => Prec::Mul,
+            Node::Size(_) => Prec::Atom,
             Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => Prec::Atom,
             Node::Call(Func::Inv, _) => Prec::Postfix,
             Node::Call(..) => Prec::Atom,
@@ -295,13 +321,32 @@ impl Printer<'_> {
         match g.node(id) {
             Node::Num(n) => out.push_str(&number(n.get())),
             Node::Sym(s) => out.push_str(&symbol(g, *s)),
-            Node::Identity(_) => out.push_str(r"\mathbf{I}"),
-            // A row of ones or zeros is the transpose of a column: `\mathbf{1}^\top`.
-            Node::Ones(..) if self.is_row(id) => out.push_str(r"\mathbf{1}^\top"),
-            Node::Ones(..) => out.push_str(r"\mathbf{1}"),
+            Node::Size(d) => out.push_str(&size(g, *d)),
             Node::Zero(..) if g.is_scalar(id) => out.push('0'),
-            Node::Zero(..) if self.is_row(id) => out.push_str(r"\mathbf{0}^\top"),
-            Node::Zero(..) => out.push_str(r"\mathbf{0}"),
+            Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {
+                let base = match g.node(id) {
+                    Node::Identity(_) => r"\mathbf{I}",
+                    Node::Ones(..) => r"\mathbf{1}",
+                    _ => r"\mathbf{0}",
+                };
+                out.push_str(base);
+                // Where the text around it does not give its size, a subscript does:
+                // `\mathbf{I}_{n}`, `\mathbf{1}_{m \times n}`.
+                let sized = !self.fixed.bare(g, id) || matches!(g.node(id), Node::Zero(..));
+                if sized {
+                    let sub = match Sized::of(g, g.node(id), g.shape(id)) {
+                        Sized::Eye(n) | Sized::Column(n) | Sized::Row(n) => size(g, n),
+                        Sized::Matrix(r, c) => format!(r"{} \times {}", size(g, r), size(g, c)),
+                    };
+                    out.push_str("_{");
+                    out.push_str(&sub);
+                    out.push('}');
+                }
+                // A row is the transpose of a column: `\mathbf{1}^\top`.
+                if self.is_row(id) {
+                    out.push_str(r"^\top");
+                }
+            }
             Node::Add(ts) => self.sum(ts, out),
             Node::Mul(_) => self.product(id, out),
             Node::Had(fs) => self.hadamard(fs, out),
@@ -436,7 +481,7 @@ impl Printer<'_> {
 
     fn sum(&self, terms: &[Id], out: &mut String) {
         // Positive terms first, so that `-y + A*x` reads `A x - y`.
-        let terms = crate::print::term_order(self.g, terms, &self.plain);
+        let terms = crate::print::term_order(self.g, terms, &self.plain, self.fixed);
         let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
         for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
             let negative = self.is_negative(t);
@@ -606,16 +651,24 @@ mod tests {
 
     #[test]
     fn constants() {
+        // Alone, a constant carries its size; where the text around it fixes the
+        // size, it is bare.
         let mut g = Graph::new();
-        let n = g.dims.fresh();
-        let ones = g.intern(Node::Ones(n, Dim::One), Shape::new(n, Dim::One));
-        let zero_vec = g.intern(Node::Zero(n, Dim::One), Shape::new(n, Dim::One));
-        let eye = g.intern(Node::Identity(n), Shape::new(n, n));
-        assert_eq!(latex(&g, ones), r"\mathbf{1}");
-        assert_eq!(latex(&g, zero_vec), r"\mathbf{0}");
-        assert_eq!(latex(&g, eye), r"\mathbf{I}");
-        let row = g.intern(Node::Ones(Dim::One, n), Shape::new(Dim::One, n));
-        assert_eq!(latex(&g, row), r"\mathbf{1}^\top");
+        let x = g.declare("x", Kind::Vector);
+        let n = g.symbol(x).shape.rows;
+        let ones = g.ones(Shape::new(n, Dim::One));
+        let zero_vec = g.zero(Shape::new(n, Dim::One));
+        let eye = g.identity(n);
+        let rows = r"\operatorname{rows}(\mathbf{x})";
+        assert_eq!(latex(&g, ones), format!(r"\mathbf{{1}}_{{{rows}}}"));
+        assert_eq!(latex(&g, zero_vec), format!(r"\mathbf{{0}}_{{{rows}}}"));
+        assert_eq!(latex(&g, eye), format!(r"\mathbf{{I}}_{{{rows}}}"));
+        let row = g.ones(Shape::new(Dim::One, n));
+        assert_eq!(latex(&g, row), format!(r"\mathbf{{1}}_{{{rows}}}^\top"));
+        let size = g.size(n);
+        assert_eq!(latex(&g, size), rows);
+        assert_eq!(tex("x + ones"), r"\mathbf{1} + \mathbf{x}");
+        assert_eq!(tex("I + A"), r"\mathbf{A} + \mathbf{I}");
         let zero = g.num(0.0);
         assert_eq!(latex(&g, zero), "0");
         let zero_scalar = g.intern(Node::Zero(Dim::One, Dim::One), Shape::SCALAR);

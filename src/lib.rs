@@ -12,6 +12,7 @@ mod diff;
 mod error;
 mod eval;
 mod explain;
+mod fixed;
 mod graph;
 mod latex;
 mod numeric;

@@ -44,6 +44,9 @@ pub fn size_of(g: &Graph, env: &Env, dim: Dim) -> Option<usize> {
     if let Some(&n) = env.sizes.get(&d) {
         return Some(n);
     }
+    if let Some(n) = g.dims.value(d) {
+        return usize::try_from(n).ok();
+    }
     let (a, b) = g.dims.factors(d)?;
     Some(size_of(g, env, a)? * size_of(g, env, b)?)
 }

@@ -25,7 +25,15 @@ pub const GREEK: [&str; 16] = [
 ];
 
 /// Words that cannot name a symbol.
-const RESERVED: [&str; 7] = ["I", "eye", "ones", "where", "vector", "matrix", "kron"];
+pub(crate) const RESERVED: [&str; 10] = [
+    "I", "eye", "ones", "zeros", "where", "vector", "matrix", "kron", "rows", "cols",
+];
+
+/// Names called like functions that are not in [`FUNCTION_NAMES`]: they build
+/// constants and sizes (`eye(n)`, `ones(n)`, `zeros(m, n)`, `rows(A)`), or a product.
+const BUILDERS: [&str; 8] = [
+    "kron", "vector", "matrix", "rows", "cols", "eye", "ones", "zeros",
+];
 
 /// A parsed expression.
 #[derive(Clone, Debug)]
@@ -293,6 +301,12 @@ impl<'a> Builder<'a> {
                     )
                 }
             };
+            // Multiplying may have made the run so far 1×1 (`ones'*x*y`: `ones'` could
+            // have been a matrix until `y` came); then it scales what follows.
+            if run.len() > 1 && self.graph.dims.is_scalar(run_shape) {
+                let id = self.flush(run_kind, &run, run_shape);
+                run = vec![id];
+            }
             run.push(factor_id);
             run_shape = shape;
             acc = Operand {
@@ -549,7 +563,11 @@ impl<'a> Builder<'a> {
                 let (r, c) = (self.graph.dims.fresh(), self.graph.dims.fresh_flex());
                 Ok(self.graph.intern(Node::Ones(r, c), Shape::new(r, c)))
             }
-            "vector" | "matrix" | "kron" => Err(ExprError::new(
+            "zeros" => Err(ExprError::new(
+                "`zeros` needs its size: write zeros(n) or zeros(m, n)",
+                span,
+            )),
+            "vector" | "matrix" | "kron" | "rows" | "cols" => Err(ExprError::new(
                 format!("`{name}` is a function: call it as {name}(…)"),
                 span,
             )),
@@ -579,11 +597,11 @@ impl<'a> Builder<'a> {
         let name_span = span_of(&name_pair);
         let arg_pairs: Vec<Pair<Rule>> = inner.collect();
         let want = match name {
-            "kron" => 2,
-            _ => 1,
+            "kron" => 2..=2,
+            "ones" | "zeros" => 1..=2,
+            _ => 1..=1,
         };
-        let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name)
-            || matches!(name, "kron" | "vector" | "matrix");
+        let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || BUILDERS.contains(&name);
         if !known {
             let args = self.src[name_span.end..span.end].trim();
             return Err(unknown_function(
@@ -594,14 +612,18 @@ impl<'a> Builder<'a> {
                 arg_pairs.len(),
             ));
         }
-        if arg_pairs.len() != want {
-            let plural = if want == 1 { "argument" } else { "arguments" };
+        if !want.contains(&arg_pairs.len()) {
+            let takes = match (*want.start(), *want.end()) {
+                (1, 1) => "1 argument".to_string(),
+                (a, b) if a == b => format!("{a} arguments"),
+                (a, b) => format!("{a} or {b} arguments"),
+            };
             let given = match arg_pairs.len() {
                 1 => "1 was given".to_string(),
                 n => format!("{n} were given"),
             };
             return Err(ExprError::new(
-                format!("{name} takes {want} {plural}, but {given}"),
+                format!("{name} takes {takes}, but {given}"),
                 span,
             ));
         }
@@ -616,6 +638,32 @@ impl<'a> Builder<'a> {
         let dims = &mut self.graph.dims;
         let mut names = DimNames::default();
         match name {
+            "rows" | "cols" => {
+                let d = if name == "rows" {
+                    shape.rows
+                } else {
+                    shape.cols
+                };
+                return Ok(self.graph.size(d));
+            }
+            "eye" | "ones" | "zeros" => {
+                let mut sizes = Vec::with_capacity(args.len());
+                for a in &args {
+                    sizes.push(self.size_dim(*a, name)?);
+                }
+                let (r, c) = match sizes.as_slice() {
+                    [n] if name == "eye" => (*n, *n),
+                    [n] => (*n, Dim::One),
+                    [r, c] => (*r, *c),
+                    _ => return Err(ExprError::new("expected a size", span)),
+                };
+                let shape = Shape::new(r, c);
+                return Ok(match name {
+                    "eye" => self.graph.identity(r),
+                    "ones" => self.graph.ones(shape),
+                    _ => self.graph.zero(shape),
+                });
+            }
             "kron" => {
                 let (sa, sb) = (shape, self.shape(args[1].id));
                 let dims = &mut self.graph.dims;
@@ -701,6 +749,42 @@ impl<'a> Builder<'a> {
             }
         };
         Ok(self.graph.intern(Node::Call(func, arg.id), out))
+    }
+}
+
+impl Builder<'_> {
+    /// The size an argument of `eye(…)`, `ones(…)` or `zeros(…)` stands for: a whole
+    /// number, `rows(E)`, `cols(E)`, or a product of them.
+    fn size_dim(&mut self, arg: Operand, name: &str) -> Result<Dim, ExprError> {
+        let bad = || {
+            ExprError::new(
+                format!(
+                    "the size in {name}(…) must be a whole number, rows(E), cols(E) or a product of them"
+                ),
+                arg.span,
+            )
+        };
+        let mut dim = Dim::One;
+        let mut stack = vec![arg.id];
+        while let Some(id) = stack.pop() {
+            let d = match self.graph.node(id) {
+                Node::Size(d) => *d,
+                Node::Num(n) => {
+                    let v = n.get();
+                    if !(v >= 1.0 && v.fract() == 0.0 && v <= 1e9) {
+                        return Err(bad());
+                    }
+                    self.graph.dims.literal(v as u64)
+                }
+                Node::Mul(fs) => {
+                    stack.extend(fs.iter().copied());
+                    continue;
+                }
+                _ => return Err(bad()),
+            };
+            dim = self.graph.dims.product(dim, d);
+        }
+        Ok(dim)
     }
 }
 

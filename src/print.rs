@@ -1,7 +1,9 @@
 //! The text printer: jacob's own syntax with minimal parentheses, which jacob reads
 //! back to the same expression. A pure function of the graph.
 
+use crate::fixed::Fixed;
 use crate::graph::{Graph, Id, Node};
+use crate::shape::{Dim, Shape};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
@@ -37,10 +39,12 @@ pub fn format_num(v: f64) -> String {
 pub fn text(g: &Graph, id: Id) -> String {
     let names = shared_names(g, id);
     let plain = PlainCache::default();
+    let fixed = Fixed::new(g, id, &names);
     let printer = Printer {
         g,
         names: &names,
         plain: &plain,
+        fixed: &fixed,
     };
     let mut out = String::new();
     printer.expr(id, &mut out);
@@ -64,7 +68,7 @@ pub struct PlainCache(RefCell<HashMap<Id, String>>);
 /// (`A*x + b`, `A + A'`), long ones after them by size and structure; never by id, so that
 /// printed text read back prints the same.
 /// `cache` keeps the plain texts for the whole printing.
-pub fn term_order(g: &Graph, terms: &[Id], cache: &PlainCache) -> Vec<Id> {
+pub(crate) fn term_order(g: &Graph, terms: &[Id], cache: &PlainCache, fixed: &Fixed) -> Vec<Id> {
     let plain = |t: Id| {
         if g.cost(t) >= 50 {
             return String::new();
@@ -77,6 +81,7 @@ pub fn term_order(g: &Graph, terms: &[Id], cache: &PlainCache) -> Vec<Id> {
             g,
             names: &HashMap::new(),
             plain: cache,
+            fixed,
         }
         .form(t, &mut out);
         cache.0.borrow_mut().insert(t, out.clone());
@@ -170,6 +175,82 @@ struct Printer<'a> {
     g: &'a Graph,
     names: &'a HashMap<Id, String>,
     plain: &'a PlainCache,
+    fixed: &'a Fixed,
+}
+
+/// How a constant whose size the text around it does not fix carries its size:
+/// `eye(n)`, `ones(n)`, `ones(n)'`, `ones(m, n)`, `zeros(…)` alike.
+pub(crate) enum Sized {
+    /// `eye(n)`
+    Eye(Dim),
+    /// `ones(n)` or `zeros(n)`: a column.
+    Column(Dim),
+    /// `ones(n)'` or `zeros(n)'`: a row.
+    Row(Dim),
+    /// `ones(m, n)` or `zeros(m, n)`.
+    Matrix(Dim, Dim),
+}
+
+impl Sized {
+    /// The sized form of a constant of shape `s`.
+    pub(crate) fn of(g: &Graph, node: &Node, s: Shape) -> Sized {
+        let one = |d: Dim| g.dims.find(d) == Dim::One;
+        match node {
+            Node::Identity(n) => Sized::Eye(*n),
+            _ if one(s.cols) => Sized::Column(s.rows),
+            _ if one(s.rows) => Sized::Row(s.cols),
+            _ => Sized::Matrix(s.rows, s.cols),
+        }
+    }
+}
+
+/// The factors of a size as the text writes them: a number, or `rows(A)`/`cols(A)` of
+/// the first symbol that has it (`(symbol, columns?)`); a product dimension (the rows of
+/// `vec(A)`) is several factors.
+pub(crate) enum SizePart {
+    /// A size written as a number.
+    Number(u64),
+    /// `rows(A)` (false) or `cols(A)` (true).
+    Of(crate::graph::Symbol, bool),
+    /// A size no symbol has (it came from a bare `I` in the input): `rows(I)`, as
+    /// unknown as the input left it.
+    Unknown,
+}
+
+/// The parts of the size `d`, multiplied.
+pub(crate) fn size_parts(g: &Graph, d: Dim) -> Vec<SizePart> {
+    let mut out = Vec::new();
+    let mut stack = vec![d];
+    while let Some(d) = stack.pop() {
+        let d = g.dims.find(d);
+        if let Some(n) = g.dims.value(d) {
+            if n != 1 || out.is_empty() && stack.is_empty() {
+                out.push(SizePart::Number(n));
+            }
+        } else if let Some((s, cols)) = g.size_witness(d) {
+            out.push(SizePart::Of(s, cols));
+        } else if let Some((a, b)) = g.dims.factors(d) {
+            stack.push(b);
+            stack.push(a);
+        } else {
+            out.push(SizePart::Unknown);
+        }
+    }
+    out
+}
+
+/// The text of the size `d`: `rows(A)`, `cols(x)`, `3`, `rows(A)*cols(A)`.
+pub(crate) fn size_text(g: &Graph, d: Dim) -> String {
+    let parts: Vec<String> = size_parts(g, d)
+        .into_iter()
+        .map(|p| match p {
+            SizePart::Number(n) => n.to_string(),
+            SizePart::Of(s, false) => format!("rows({})", g.symbol(s).name),
+            SizePart::Of(s, true) => format!("cols({})", g.symbol(s).name),
+            SizePart::Unknown => "rows(I)".to_string(),
+        })
+        .collect();
+    parts.join("*")
 }
 
 /// A product split for printing: sign, numeric coefficient, numerator and denominator
@@ -277,12 +358,14 @@ impl Printer<'_> {
         let g = self.g;
         match g.node(id) {
             Node::Num(n) if n.get() < 0.0 => Prec::Neg,
-            Node::Ones(..) if self.is_row(id) => Prec::Postfix,
+            Node::Size(d) if size_parts(g, *d).len() > 1 => Prec::Mul,
+            Node::Ones(..) | Node::Zero(..) if self.is_row(id) => Prec::Postfix,
             Node::Num(_)
             | Node::Sym(_)
             | Node::Identity(_)
             | Node::Ones(..)
             | Node::Zero(..)
+            | Node::Size(_)
             | Node::Call(..)
             | Node::Kron(_) => Prec::Atom,
             Node::Add(_) => Prec::Add,
@@ -307,11 +390,34 @@ impl Printer<'_> {
         match g.node(id) {
             Node::Num(n) => out.push_str(&format_num(n.get())),
             Node::Sym(s) => out.push_str(&g.symbol(*s).name),
-            Node::Identity(_) => out.push('I'),
+            Node::Size(d) => out.push_str(&size_text(g, *d)),
+            Node::Identity(_) if self.fixed.bare(g, id) => out.push('I'),
             // A row of ones reads back only with its transpose.
-            Node::Ones(..) if self.is_row(id) => out.push_str("ones'"),
-            Node::Ones(..) => out.push_str("ones"),
-            Node::Zero(..) => out.push('0'),
+            Node::Ones(..) if self.fixed.bare(g, id) && self.is_row(id) => out.push_str("ones'"),
+            Node::Ones(..) if self.fixed.bare(g, id) => out.push_str("ones"),
+            Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {
+                let word = match g.node(id) {
+                    Node::Identity(_) => "eye",
+                    Node::Ones(..) => "ones",
+                    _ => "zeros",
+                };
+                out.push_str(word);
+                out.push('(');
+                match Sized::of(g, g.node(id), g.shape(id)) {
+                    Sized::Eye(n) | Sized::Column(n) => out.push_str(&size_text(g, n)),
+                    Sized::Row(n) => {
+                        out.push_str(&size_text(g, n));
+                        out.push_str(")'");
+                        return;
+                    }
+                    Sized::Matrix(r, c) => {
+                        out.push_str(&size_text(g, r));
+                        out.push_str(", ");
+                        out.push_str(&size_text(g, c));
+                    }
+                }
+                out.push(')');
+            }
             Node::Add(ts) => self.sum(ts, out),
             Node::Mul(_) => self.product(id, out),
             Node::Had(fs) => self.hadamard(fs, out),
@@ -376,7 +482,7 @@ impl Printer<'_> {
 
     fn sum(&self, terms: &[Id], out: &mut String) {
         // Positive terms first, so that `-y + A*x` reads `A*x - y`.
-        let terms = term_order(self.g, terms, self.plain);
+        let terms = term_order(self.g, terms, self.plain, self.fixed);
         let (pos, neg): (Vec<Id>, Vec<Id>) = terms.iter().partition(|&&t| !self.is_negative(t));
         for (i, &t) in pos.iter().chain(neg.iter()).enumerate() {
             let negative = self.is_negative(t);

@@ -210,12 +210,7 @@ pub fn variable(
             "--wrt `{wrt}` must name a symbol of the expression, not an expression"
         )));
     }
-    if FUNCTION_NAMES.iter().any(|(n, _)| *n == wrt)
-        || matches!(
-            wrt,
-            "I" | "eye" | "ones" | "where" | "kron" | "vector" | "matrix"
-        )
-    {
+    if FUNCTION_NAMES.iter().any(|(n, _)| *n == wrt) || parse::RESERVED.contains(&wrt) {
         return Err(Error::Usage(format!(
             "--wrt `{wrt}` is a reserved name, not a symbol"
         )));

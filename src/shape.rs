@@ -40,14 +40,17 @@ impl Shape {
 }
 
 /// The table of symbolic dimensions: union-find with "flexible" variables that may
-/// still turn out to be 1 (the column count of `ones`), and product dimensions
-/// (`vec(A)` has m·n rows).
+/// still turn out to be 1 (the column count of `ones`), product dimensions
+/// (`vec(A)` has m·n rows), and sizes written as numbers (`eye(3)`).
 #[derive(Clone, Debug, Default)]
 pub struct Dims {
     parent: Vec<u32>,
     flex: Vec<bool>,
     product_of: Vec<Option<(Dim, Dim)>>,
     products: HashMap<(Dim, Dim), Dim>,
+    /// The number a size was written as (`eye(3)`), on the representative.
+    value: Vec<Option<u64>>,
+    literals: HashMap<u64, Dim>,
 }
 
 impl Dims {
@@ -66,7 +69,33 @@ impl Dims {
         self.parent.push(idx);
         self.flex.push(flex);
         self.product_of.push(product);
+        self.value.push(None);
         Dim::Var(idx)
+    }
+
+    /// The size written as the number `n` (`eye(3)`): 1 is [`Dim::One`]; the same number
+    /// is the same dimension.
+    pub fn literal(&mut self, n: u64) -> Dim {
+        if n == 1 {
+            return Dim::One;
+        }
+        if let Some(&d) = self.literals.get(&n) {
+            return self.find(d);
+        }
+        let d = self.push(false, None);
+        if let Dim::Var(v) = d {
+            self.value[v as usize] = Some(n);
+        }
+        self.literals.insert(n, d);
+        d
+    }
+
+    /// The number a size was written as, if it was (`eye(3)` has rows 3).
+    pub fn value(&self, d: Dim) -> Option<u64> {
+        match self.find(d) {
+            Dim::One => Some(1),
+            Dim::Var(v) => self.value[v as usize],
+        }
     }
 
     /// The size `a·b`.
@@ -127,7 +156,7 @@ impl Dims {
         match (a, b) {
             _ if a == b => true,
             (Dim::One, Dim::Var(v)) | (Dim::Var(v), Dim::One) => {
-                if self.flex[v as usize] {
+                if self.flex[v as usize] && self.value[v as usize].is_none() {
                     self.parent[v as usize] = u32::MAX;
                     true
                 } else {
@@ -135,10 +164,22 @@ impl Dims {
                 }
             }
             (Dim::Var(x), Dim::Var(y)) => {
+                let (vx, vy) = (self.value[x as usize], self.value[y as usize]);
+                if let (Some(a), Some(b)) = (vx, vy)
+                    && a != b
+                {
+                    return false;
+                }
                 let (px, py) = (self.product_of[x as usize], self.product_of[y as usize]);
                 if let (Some((a1, b1)), Some((a2, b2))) = (px, py) {
                     return self.unify(a1, a2) && self.unify(b1, b2) && {
-                        self.link(x, y);
+                        let (x, y) = (self.find(Dim::Var(x)), self.find(Dim::Var(y)));
+                        if let (Dim::Var(x), Dim::Var(y)) = (x, y)
+                            && x != y
+                        {
+                            self.link(x, y);
+                            self.value[x.min(y) as usize] = vx.or(vy);
+                        }
                         true
                     };
                 }
@@ -149,6 +190,7 @@ impl Dims {
                 self.link(old, new);
                 self.flex[old as usize] = flex;
                 self.product_of[old as usize] = product;
+                self.value[old as usize] = vx.or(vy);
                 true
             }
             (Dim::One, Dim::One) => true,

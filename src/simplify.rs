@@ -198,6 +198,14 @@ impl Graph {
                 self.scale(c, rest)
             });
         }
+        if !out.is_empty() && !self.dims.is_scalar(shape) && out.iter().all(|&t| self.is_scalar(t))
+        {
+            // The terms that gave the sum its shape cancelled (`alpha + (x - x)`): what
+            // is left is broadcast to that shape, `alpha*ones`, never the scalar alone.
+            let s = self.add(&out);
+            let ones = self.ones(shape);
+            return self.mul(&[s, ones]);
+        }
         match out.len() {
             0 => self.zero(shape),
             1 if self.shape(out[0]) == self.dims.resolve(shape) => out[0],
@@ -245,7 +253,7 @@ impl Graph {
             scalars.extend(p.scalars);
             if self.is_scalar(f) && !p.chain.is_empty() {
                 // A 1×1 product such as x'*A*x is one scalar factor here.
-                let inner = self.intern(Node::Mul(p.chain.clone().into()), Shape::SCALAR);
+                let inner = self.scalar_chain(&p.chain);
                 scalars.push(inner);
             } else {
                 chain.extend(p.chain);
@@ -260,9 +268,16 @@ impl Graph {
         }
         let chain = self.tidy_chain(chain);
         let (mut chain, mut scalars) = self.split_scalar_runs(chain, scalars);
+        if chain.len() > 1 && self.dims.is_scalar(shape) && self.ones_at_end(&chain) {
+            // `ones'*u` is sum(u): as text, a 1×1 product with `ones` in it would need
+            // `ones` sized (it could be a matrix).
+            let s = self.scalar_chain(&chain);
+            scalars.push(s);
+            chain.clear();
+        }
         if chain.len() > 1 && (coef != 1.0 || !scalars.is_empty()) && self.dims.is_scalar(shape) {
             // `2*x'*A*x` is 2 times the scalar x'*A*x.
-            scalars.push(self.intern(Node::Mul(chain.clone().into()), Shape::SCALAR));
+            scalars.push(self.scalar_chain(&chain));
             chain.clear();
         }
         let scalars = self.combine_powers(&mut coef, scalars);
@@ -331,6 +346,33 @@ impl Graph {
         self.intern_product(out, chain.len(), shape)
     }
 
+    /// True when a matrix chain starts with a row of ones or ends with a column of ones.
+    fn ones_at_end(&self, chain: &[Id]) -> bool {
+        let is_ones = |f: Option<&Id>| f.is_some_and(|&f| matches!(self.node(f), Node::Ones(..)));
+        is_ones(chain.first()) || is_ones(chain.last())
+    }
+
+    /// A 1×1 matrix chain as one scalar factor: `x'*A*x`; with `ones` at an end, a sum
+    /// (`ones'*u` → sum(u), `ones'*A*ones` → sum(A)).
+    fn scalar_chain(&mut self, chain: &[Id]) -> Id {
+        if chain.len() > 1 && self.ones_at_end(chain) {
+            let k = chain.len();
+            let start = usize::from(matches!(self.node(chain[0]), Node::Ones(..)));
+            let end = k - usize::from(matches!(self.node(chain[k - 1]), Node::Ones(..)));
+            if start < end {
+                let inner = self.mul(&chain[start..end]);
+                return self.call(Func::Sum, inner);
+            }
+            // `ones'*ones`: the length.
+            let n = self.shape(chain[0]).cols;
+            return self.size(n);
+        }
+        if chain.len() == 1 {
+            return chain[0];
+        }
+        self.intern(Node::Mul(chain.into()), Shape::SCALAR)
+    }
+
     /// True for a product of at least [`BLOCK`] matrix factors and nothing else, which
     /// larger products keep whole instead of flattening.
     pub fn is_chain_block(&self, id: Id) -> bool {
@@ -362,7 +404,7 @@ impl Graph {
                 scalars.push(if run.len() == 1 {
                     run[0]
                 } else {
-                    self.intern(Node::Mul(run.into()), Shape::SCALAR)
+                    self.scalar_chain(run)
                 });
                 start = i + 1;
             }
@@ -410,6 +452,9 @@ impl Graph {
     /// Local rules on a matrix chain: drop identities, `diag(u)*v` → `u.*v`,
     /// `diag(u)*diag(v)` → `diag(u.*v)`, `inv(A)*A` → `I`.
     fn tidy_chain(&mut self, chain: Vec<Id>) -> Vec<Id> {
+        // What a chain that cancels entirely (`inv(A)*A`) leaves: the identity of its
+        // size, never the scalar 1.
+        let square = chain.first().map(|&f| self.shape(f).rows);
         let mut out: Vec<Id> = Vec::with_capacity(chain.len());
         for f in chain {
             out.push(f);
@@ -431,6 +476,11 @@ impl Graph {
                     out.push(m);
                 }
             }
+        }
+        if out.is_empty()
+            && let Some(n) = square
+        {
+            out.push(self.identity(n));
         }
         if out.len() > 1 {
             let kept: Vec<Id> = out
@@ -636,8 +686,11 @@ impl Graph {
             Some(0.0) => return self.ones(shape),
             _ => {}
         }
+        let positive = self.as_num(p).is_some_and(|e| e > 0.0);
         match self.node(u).clone() {
             Node::Ones(..) => return u,
+            // 0 and 1 to a positive power are themselves.
+            Node::Identity(_) | Node::Zero(..) if positive => return u,
             Node::EPow([v, q]) => {
                 if let (Some(q), Some(e)) = (self.as_num(q), self.as_num(p))
                     && e.fract() == 0.0
@@ -806,12 +859,67 @@ impl Graph {
                     | Norm2
                     | Norm1
                     | Tr
+                    | Det
                     | DiagMat
                     | DiagVec
                     | Vec
             )
         {
             return self.zero(shape);
+        }
+        if let Some(c) = self.broadcast_scalar(u) {
+            // A function of a constant array: `exp(0)` of a vector is `ones`,
+            // `sum(ones)` its length, `softmax(0)` is ones/n.
+            let us = self.shape(u);
+            let numel = {
+                let (r, c) = (self.size(us.rows), self.size(us.cols));
+                self.mul(&[r, c])
+            };
+            let folded = match f {
+                _ if f.is_elementwise() => {
+                    let fc = self.call(f, c);
+                    let ones = self.ones(shape);
+                    Some(self.mul(&[fc, ones]))
+                }
+                Sum => Some(self.mul(&[c, numel])),
+                Norm1 => {
+                    let a = self.call(Abs, c);
+                    Some(self.mul(&[a, numel]))
+                }
+                Norm2 => {
+                    let a = self.call(Abs, c);
+                    let root = self.powf(numel, 0.5);
+                    Some(self.mul(&[a, root]))
+                }
+                Logsumexp => {
+                    let l = self.call(Log, numel);
+                    Some(self.add(&[c, l]))
+                }
+                Softmax => {
+                    let inv = self.powf(numel, -1.0);
+                    let ones = self.ones(shape);
+                    Some(self.mul(&[inv, ones]))
+                }
+                DiagVec | Vec => {
+                    let ones = self.ones(shape);
+                    Some(self.mul(&[c, ones]))
+                }
+                Tr => {
+                    let n = self.size(us.rows);
+                    Some(self.mul(&[c, n]))
+                }
+                _ => None,
+            };
+            if let Some(v) = folded {
+                return v;
+            }
+        }
+        if let Node::Identity(n) = node {
+            match f {
+                Sum | Tr => return self.size(n),
+                DiagVec => return self.ones(shape),
+                _ => {}
+            }
         }
         match (f, &node) {
             (Log, Node::Call(Exp, v)) | (Exp, Node::Call(Log, v)) => return *v,
@@ -869,6 +977,25 @@ impl Graph {
         self.intern(Node::Call(f, u), shape)
     }
 
+    /// `Some(c)` when the node is the scalar `c` in every entry: `ones` (1), a zero
+    /// array (0), `c*ones`.
+    fn broadcast_scalar(&mut self, u: Id) -> Option<Id> {
+        match self.node(u) {
+            Node::Ones(..) => Some(self.num(1.0)),
+            Node::Zero(..) => Some(self.num(0.0)),
+            Node::Mul(_) => {
+                let p = self.parts(u);
+                if p.chain.len() != 1 || !matches!(self.node(p.chain[0]), Node::Ones(..)) {
+                    return None;
+                }
+                let mut factors = vec![self.num(p.coef)];
+                factors.extend(p.scalars);
+                Some(self.mul(&factors))
+            }
+            _ => None,
+        }
+    }
+
     /// Rebuilds `id` bottom-up through the smart constructors: the canonical form of a
     /// parsed expression. With `factor`, sums are also factored where that is shorter.
     pub fn simplify(&mut self, id: Id, factor: bool) -> Id {
@@ -887,6 +1014,7 @@ impl Graph {
     pub(crate) fn rebuild(&mut self, node: &Node, kids: &[Id], old: Id) -> Id {
         match node {
             Node::Num(_) | Node::Sym(_) => old,
+            Node::Size(d) => self.size(*d),
             Node::Identity(n) => self.identity(*n),
             Node::Ones(r, c) => self.ones(Shape::new(*r, *c)),
             Node::Zero(r, c) => self.zero(Shape::new(*r, *c)),
