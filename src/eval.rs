@@ -519,9 +519,12 @@ fn square(f: Func, m: &DMatrix<f64>) -> Result<usize, EvalError> {
     }
 }
 
-/// Smallest |entry|, or infinity for an empty matrix.
+/// Smallest |entry|, or infinity for an empty matrix. An entry that is exactly 0 at a random point is taken to be 0 identically (`x - x`):
+/// the function is constant there, not at a kink.
 fn min_abs(m: &DMatrix<f64>) -> f64 {
-    m.iter().fold(f64::INFINITY, |a, x| a.min(x.abs()))
+    m.iter()
+        .filter(|x| **x != 0.0)
+        .fold(f64::INFINITY, |a, x| a.min(x.abs()))
 }
 
 /// A function applied to a value.

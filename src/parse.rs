@@ -727,6 +727,11 @@ impl<'a> Builder<'a> {
                     }
                 }
                 Func::DiagMat | Func::DiagVec => {
+                    // A column count that may still be 1 (`diag(A*ones)`) is 1: `ones` is
+                    // a vector unless something makes it a matrix.
+                    if dims.is_flex(shape.cols) {
+                        dims.unify(shape.cols, Dim::One);
+                    }
                     if dims.find(shape.cols) == Dim::One {
                         func = Func::DiagMat;
                         Shape::new(shape.rows, shape.rows)
@@ -777,7 +782,7 @@ impl Builder<'_> {
                     self.graph.dims.literal(v as u64)
                 }
                 Node::Mul(fs) => {
-                    stack.extend(fs.iter().copied());
+                    stack.extend(fs.iter().rev().copied());
                     continue;
                 }
                 _ => return Err(bad()),

@@ -145,7 +145,8 @@ impl Dims {
         Shape::new(self.find(s.rows), self.find(s.cols))
     }
 
-    fn is_flex(&self, d: Dim) -> bool {
+    /// True for a size that may still turn out to be 1 (the column count of `ones`).
+    pub fn is_flex(&self, d: Dim) -> bool {
         matches!(self.find(d), Dim::Var(v) if self.flex[v as usize])
     }
 
@@ -251,8 +252,8 @@ impl DimNames {
     /// The name of a dimension, naming it now if it has none yet.
     pub fn name(&mut self, dims: &Dims, d: Dim) -> String {
         let d = dims.find(d);
-        if d == Dim::One {
-            return "1".to_string();
+        if let Some(n) = dims.value(d) {
+            return n.to_string();
         }
         if let Some((a, b)) = dims.factors(d) {
             let (a, b) = (self.name(dims, a), self.name(dims, b));

@@ -391,25 +391,32 @@ impl Graph {
         self.intern(Node::Mul(out.into()), shape)
     }
 
-    /// Splits 1×1 runs off the front of a chain (`x'*a*B` → scalar `x'*a` times `B`), the
-    /// way the parser groups them, so that each product has one canonical form.
+    /// Takes the 1×1 runs out of a chain (`x'*a*B` → scalar `x'*a` times `B`,
+    /// `u*(v'*w)*z'` → `v'*w` times `u*z'`): scalars commute, so each product has one
+    /// canonical form.
     fn split_scalar_runs(&mut self, chain: Vec<Id>, mut scalars: Vec<Id>) -> (Vec<Id>, Vec<Id>) {
-        let mut start = 0;
-        for i in 0..chain.len() {
-            let whole = start == 0 && i + 1 == chain.len();
-            let opens = self.dims.find(self.shape(chain[start]).rows) == Dim::One;
-            let closes = self.dims.find(self.shape(chain[i]).cols) == Dim::One;
-            if opens && closes && !whole {
-                let run = &chain[start..=i];
+        let k = chain.len();
+        let one = |g: &Graph, d: Dim| g.dims.find(d) == Dim::One;
+        let mut rest: Vec<Id> = Vec::with_capacity(k);
+        let mut i = 0;
+        while i < k {
+            if one(self, self.shape(chain[i]).rows)
+                && let Some(j) = (i..k).find(|&j| one(self, self.shape(chain[j]).cols))
+                && !(i == 0 && j + 1 == k)
+            {
+                let run = &chain[i..=j];
                 scalars.push(if run.len() == 1 {
                     run[0]
                 } else {
                     self.scalar_chain(run)
                 });
-                start = i + 1;
+                i = j + 1;
+                continue;
             }
+            rest.push(chain[i]);
+            i += 1;
         }
-        (chain[start..].to_vec(), scalars)
+        (rest, scalars)
     }
 
     /// Gathers 1×1 factors with the same base into one power; numbers join the coefficient.
@@ -455,8 +462,23 @@ impl Graph {
         // What a chain that cancels entirely (`inv(A)*A`) leaves: the identity of its
         // size, never the scalar 1.
         let square = chain.first().map(|&f| self.shape(f).rows);
-        let mut out: Vec<Id> = Vec::with_capacity(chain.len());
+        // A matrix of ones inside a product is a column times a row, `ones*ones'`, so
+        // that `ones(m, n)*y` becomes `sum(y)*ones`.
+        let long = chain.len() > 1;
+        let mut opened: Vec<Id> = Vec::with_capacity(chain.len());
         for f in chain {
+            match *self.node(f) {
+                Node::Ones(r, c)
+                    if long && self.dims.find(r) != Dim::One && self.dims.find(c) != Dim::One =>
+                {
+                    opened.push(self.ones(Shape::new(r, Dim::One)));
+                    opened.push(self.ones(Shape::new(Dim::One, c)));
+                }
+                _ => opened.push(f),
+            }
+        }
+        let mut out: Vec<Id> = Vec::with_capacity(opened.len());
+        for f in opened {
             out.push(f);
             while out.len() >= 2 {
                 let (a, b) = (out[out.len() - 2], out[out.len() - 1]);

@@ -38,6 +38,22 @@ fn declarations(args: &[String]) -> Vec<String> {
     out
 }
 
+/// The kinds the flags declare, by name.
+fn kinds(args: &[String]) -> Vec<(String, jacob::Kind)> {
+    let mut out = Vec::new();
+    for w in args.windows(2) {
+        let kind = match w[0].as_str() {
+            "--scalar" => jacob::Kind::Scalar,
+            "--vector" => jacob::Kind::Vector,
+            "--matrix" => jacob::Kind::Matrix,
+            "--symmetric" => jacob::Kind::Symmetric,
+            _ => continue,
+        };
+        out.extend(w[1].split(',').map(|n| (n.trim().to_string(), kind)));
+    }
+    out
+}
+
 /// A derivative printed by jacob must agree with finite differences.
 fn assert_numerically_right(args: &[String], printed: &str) {
     let (command, expr) = (args[0].as_str(), args[1].as_str());
@@ -85,8 +101,20 @@ fn ok_cases() {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, out, err) = jacob(&argv);
         assert_eq!(code, 0, "{text}: {err}");
-        if matches!(args[0].as_str(), "diff" | "hess") && value_of(&args, "--format").is_none() {
+        let plain = value_of(&args, "--format").is_none();
+        if matches!(args[0].as_str(), "diff" | "hess") && plain {
             assert_numerically_right(&args, &out);
+        }
+        if args[0] == "simplify" && plain {
+            // The printed text, read back alone, has the value and shape of the input.
+            let kinds = kinds(&args);
+            let kinds: Vec<(&str, jacob::Kind)> =
+                kinds.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+            for seed in 0..3 {
+                if let Err(e) = common::same_value(&args[1], out.trim(), &kinds, seed) {
+                    panic!("simplify {} printed {}:\n{e}", args[1], out.trim());
+                }
+            }
         }
         insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false, omit_expression => true}, {
             insta::assert_snapshot!(format!("$ jacob {}\n{out}{err}", shell_words(&args)));
