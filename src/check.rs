@@ -36,8 +36,29 @@ const MAX_SYMBOL_ENTRIES: usize = 1_000_000;
 /// The most entries of the Jacobian compared at a point.
 const MAX_JACOBIAN_ENTRIES: usize = 20_000_000;
 
+/// How jacob forms its own derivative of the expression as written: simplify, then
+/// differentiate (the same pipeline as `jacob diff`).
+pub(crate) type Derive = dyn Fn(&mut Graph, Id, Symbol, Layout) -> Result<Id, diff::DiffError>;
+
+/// jacob's own derivative: the simplified expression, differentiated.
+pub(crate) fn derive(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Result<Id, diff::DiffError> {
+    let simplified = g.simplify(f, false);
+    diff::derivative(g, simplified, var, layout)
+}
+
 /// Checks a derivative.
 pub fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error> {
+    check_with(a, config, text, &derive)
+}
+
+/// Checks a derivative, with jacob's own formed by `own_derivative`: nothing in the
+/// comparison goes through it, so a planted bug in it shows as a disagreement.
+pub(crate) fn check_with(
+    a: &CheckArgs,
+    config: &Config,
+    text: &str,
+    own_derivative: &Derive,
+) -> Result<Answer, Error> {
     if !(1..=MAX_POINTS).contains(&a.points) {
         return Err(Error::Usage(format!(
             "--points must be from 1 to {MAX_POINTS}"
@@ -56,9 +77,8 @@ pub fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error
     // The reference is the expression as written, not as simplified: a bug in the
     // simplifier must show up as a disagreement, never be endorsed.
     let f = parsed.root;
-    let simplified = g.simplify(f, false);
     let layout: Layout = a.layout.into();
-    let own = diff::derivative(&mut g, simplified, var, layout);
+    let own = own_derivative(&mut g, f, var, layout);
     let (d, expected, own_text) = match &a.claim {
         None => {
             let d = own.map_err(|e| Error::Unsupported(e.to_string()))?;
@@ -125,8 +145,13 @@ pub fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error
     };
     if !agrees && a.claim.is_some() {
         if problem.symmetric && results.iter().all(|r| r.sym_agrees) {
+            let (form, what) = if problem.f_scalar {
+                ("(G + G')/2", "gradient")
+            } else {
+                ("averaged over the entries (i, j) and (j, i)", "Jacobian")
+            };
             answer.notes.push(format!(
-                "the claim agrees once symmetrized, (G + G')/2: with respect to the symmetric matrix {}, jacob checks the symmetric gradient",
+                "the claim agrees once symmetrized, {form}: with respect to the symmetric matrix {}, jacob checks the symmetric {what}",
                 g.symbol(var).name
             ));
         }
@@ -775,6 +800,58 @@ mod tests {
         let last = ans.out.lines().last().unwrap_or_default();
         assert!(last.starts_with("disagrees: "), "{}", ans.out);
         ans
+    }
+
+    /// jacob's pipeline with a bug planted after simplifying: every identity becomes the
+    /// scalar 1 and every size the number 1, the kind of bug a simplifier that loses
+    /// shapes has.
+    fn planted(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Result<Id, diff::DiffError> {
+        let d = derive(g, f, var, layout)?;
+        let mut map: std::collections::HashMap<Id, Id> = std::collections::HashMap::new();
+        for old in g.reachable(&[d]) {
+            let node = g.node(old).clone();
+            let new = match node {
+                crate::graph::Node::Identity(_) | crate::graph::Node::Size(_) => g.num(1.0),
+                _ => {
+                    let kids: Vec<Id> = node.children().iter().map(|c| map[c]).collect();
+                    g.rebuild(&node, &kids, old)
+                }
+            };
+            map.insert(old, new);
+        }
+        Ok(map[&d])
+    }
+
+    #[test]
+    fn check_catches_a_planted_simplifier_bug() {
+        for (e, v) in [
+            ("c'*(A*inv(A) + X)*x", "x"),
+            ("alpha*sum(x - x + 1)", "alpha"),
+            ("alpha*tr(I + A - A)", "alpha"),
+            ("tr(B + norm1(u)*I)", "u"),
+        ] {
+            let a = args(e, v);
+            let config = Config::from_args(&a.common).unwrap();
+            let planted = check_with(&a, &config, e, &planted).unwrap();
+            assert!(planted.disagrees, "{e}: the planted bug was endorsed:\n{}", planted.out);
+            own(e, v);
+        }
+    }
+
+    #[test]
+    fn claims_are_read_as_written() {
+        // The old simplifier turned A*inv(A) into the scalar 1, which broadcasts.
+        disagrees(&claim("c'*(A*inv(A) + X)*x", "x", "(1 + X')*c"));
+        agrees(&claim("c'*(A*inv(A) + X)*x", "x", "(I + X')*c"));
+        agrees(&claim("c'*(A*inv(A) + X)*x", "x", "(A*inv(A) + X')*c"));
+        disagrees(&claim("alpha*sum(x - x + 1)", "alpha", "1"));
+        agrees(&claim("alpha*sum(x - x + 1)", "alpha", "rows(x)"));
+        let mut sym = claim("S'*x", "S", "kron(x', eye(rows(S)))");
+        sym.common.symmetric = vec!["S".into()];
+        let ans = disagrees(&sym);
+        assert!(ans.notes.iter().any(|n| n.contains("once symmetrized")), "{:?}", ans.notes);
+        sym.claim = Some("(kron(x', eye(rows(S))) + kron(eye(rows(S)), x'))/2".into());
+        agrees(&sym);
     }
 
     #[test]
