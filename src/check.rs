@@ -41,7 +41,12 @@ const MAX_JACOBIAN_ENTRIES: usize = 20_000_000;
 pub(crate) type Derive = dyn Fn(&mut Graph, Id, Symbol, Layout) -> Result<Id, diff::DiffError>;
 
 /// jacob's own derivative: the simplified expression, differentiated.
-pub(crate) fn derive(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Result<Id, diff::DiffError> {
+pub(crate) fn derive(
+    g: &mut Graph,
+    f: Id,
+    var: Symbol,
+    layout: Layout,
+) -> Result<Id, diff::DiffError> {
     let simplified = g.simplify(f, false);
     diff::derivative(g, simplified, var, layout)
 }
@@ -833,7 +838,11 @@ mod tests {
             let a = args(e, v);
             let config = Config::from_args(&a.common).unwrap();
             let planted = check_with(&a, &config, e, &planted).unwrap();
-            assert!(planted.disagrees, "{e}: the planted bug was endorsed:\n{}", planted.out);
+            assert!(
+                planted.disagrees,
+                "{e}: the planted bug was endorsed:\n{}",
+                planted.out
+            );
             own(e, v);
         }
     }
@@ -849,7 +858,11 @@ mod tests {
         let mut sym = claim("S'*x", "S", "kron(x', eye(rows(S)))");
         sym.common.symmetric = vec!["S".into()];
         let ans = disagrees(&sym);
-        assert!(ans.notes.iter().any(|n| n.contains("once symmetrized")), "{:?}", ans.notes);
+        assert!(
+            ans.notes.iter().any(|n| n.contains("once symmetrized")),
+            "{:?}",
+            ans.notes
+        );
         sym.claim = Some("(kron(x', eye(rows(S))) + kron(eye(rows(S)), x'))/2".into());
         agrees(&sym);
     }

@@ -200,7 +200,7 @@ fn check_entries(r: usize, c: usize) -> Result<(), EvalError> {
 
 /// The numeric size of a dimension: 1, a size from the environment, or the product
 /// of the sizes of a product dimension's factors.
-fn size(graph: &Graph, env: &Env, d: Dim) -> Result<usize, EvalError> {
+pub(crate) fn size(graph: &Graph, env: &Env, d: Dim) -> Result<usize, EvalError> {
     let mut stack = vec![d];
     let mut total: usize = 1;
     let mut steps = 0usize;

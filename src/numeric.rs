@@ -37,18 +37,7 @@ pub fn assign(g: &Graph, env: &mut Env, dim: Dim, n: usize, what: &str) -> Resul
 
 /// The numeric size of a dimension, if known.
 pub fn size_of(g: &Graph, env: &Env, dim: Dim) -> Option<usize> {
-    let d = g.dims.find(dim);
-    if d == Dim::One {
-        return Some(1);
-    }
-    if let Some(&n) = env.sizes.get(&d) {
-        return Some(n);
-    }
-    if let Some(n) = g.dims.value(d) {
-        return usize::try_from(n).ok();
-    }
-    let (a, b) = g.dims.factors(d)?;
-    Some(size_of(g, env, a)? * size_of(g, env, b)?)
+    crate::eval::size(g, env, dim).ok()
 }
 
 /// Applies `--dim NAME=SIZE` options.

@@ -157,6 +157,17 @@ impl Dims {
         match (a, b) {
             _ if a == b => true,
             (Dim::One, Dim::Var(v)) | (Dim::Var(v), Dim::One) => {
+                if self.collapse(v) {
+                    return self.unify(a, b);
+                }
+                if let Some((f1, f2)) = self.product_of[v as usize] {
+                    // a·b = 1 when a = b = 1.
+                    let ok = self.unify(f1, Dim::One) && self.unify(f2, Dim::One);
+                    if ok {
+                        self.parent[v as usize] = u32::MAX;
+                    }
+                    return ok;
+                }
                 if self.flex[v as usize] && self.value[v as usize].is_none() {
                     self.parent[v as usize] = u32::MAX;
                     true
@@ -170,6 +181,25 @@ impl Dims {
                     && a != b
                 {
                     return false;
+                }
+                // A product with a factor that turned out to be 1 (`kron(ones', B)` once
+                // `ones'` is known to be a row) is its other factor.
+                if self.collapse(x) || self.collapse(y) {
+                    return self.unify(a, b);
+                }
+                // p = q·r unified with q itself makes r 1.
+                for (p, q) in [(x, y), (y, x)] {
+                    if let Some((f1, f2)) = self.product_of[p as usize] {
+                        let (f1, f2) = (self.find(f1), self.find(f2));
+                        let rest = if f1 == Dim::Var(q) {
+                            f2
+                        } else if f2 == Dim::Var(q) {
+                            f1
+                        } else {
+                            continue;
+                        };
+                        return self.unify(rest, Dim::One) && self.unify(a, b);
+                    }
                 }
                 let (px, py) = (self.product_of[x as usize], self.product_of[y as usize]);
                 if let (Some((a1, b1)), Some((a2, b2))) = (px, py) {
@@ -196,6 +226,26 @@ impl Dims {
             }
             (Dim::One, Dim::One) => true,
         }
+    }
+
+    /// Turns the product `v` = a·b whose factor a or b is now 1 into the other factor;
+    /// true when it did.
+    fn collapse(&mut self, v: u32) -> bool {
+        let Some((a, b)) = self.product_of[v as usize] else {
+            return false;
+        };
+        let other = match (self.find(a), self.find(b)) {
+            (Dim::One, o) | (o, Dim::One) => o,
+            _ => return false,
+        };
+        self.product_of[v as usize] = None;
+        match other {
+            Dim::One => self.parent[v as usize] = u32::MAX,
+            o => {
+                self.unify(Dim::Var(v), o);
+            }
+        }
+        true
     }
 
     fn link(&mut self, x: u32, y: u32) {

@@ -1513,3 +1513,22 @@ proptest! {
         }
     }
 }
+
+/// A product size with a factor that the reading later makes 1 (`kron(ones'*B', …)`:
+/// `ones'` is a row only once the claim meets the expression) once made a size its own
+/// factor, and `check` overflowed its stack.
+#[test]
+fn a_claim_whose_kron_size_collapses_is_checked() {
+    let o = jacob(
+        &[
+            "check",
+            "(A*B)*sigmoid(alpha + x - x)",
+            "--wrt",
+            "A",
+            "--claim",
+            "sigmoid(alpha)*kron(ones'*B', eye(rows(A)))",
+        ],
+        b"",
+    );
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, brief(&o.stderr));
+}
