@@ -117,13 +117,34 @@ impl Fixed {
     pub(crate) fn bare(&self, g: &Graph, id: Id) -> bool {
         let fix = self.total.get(&id).copied().unwrap_or(Fix::NONE);
         let s = g.shape(id);
-        let one = |d: Dim| g.dims.find(d) == Dim::One;
+        // A size that is 1, or that nothing could write (no symbol has it: it came from
+        // a bare `I` or `ones` in the input, as unknown there as here), needs no text.
+        let free = |d: Dim| {
+            let d = g.dims.find(d);
+            d == Dim::One || (g.dims.value(d).is_none() && !has_witness(g, d))
+        };
         match g.node(id) {
-            Node::Identity(_) => fix.rows || fix.cols,
-            Node::Ones(..) => (one(s.rows) || fix.rows) && (one(s.cols) || fix.cols),
+            Node::Identity(n) => fix.rows || fix.cols || free(*n),
+            Node::Ones(..) => (free(s.rows) || fix.rows) && (free(s.cols) || fix.cols),
             _ => true,
         }
     }
+}
+
+/// True when the size `d` can be written, as `rows(A)`, `cols(A)` or a product of them.
+fn has_witness(g: &Graph, d: Dim) -> bool {
+    let mut stack = vec![d];
+    while let Some(d) = stack.pop() {
+        let d = g.dims.find(d);
+        if d == Dim::One || g.dims.value(d).is_some() || g.size_witness(d).is_some() {
+            continue;
+        }
+        match g.dims.factors(d) {
+            Some((a, b)) => stack.extend([a, b]),
+            None => return false,
+        }
+    }
+    true
 }
 
 /// What a node's own text fixes, from its children's.

@@ -154,9 +154,34 @@ proptest! {
         }
         if let Some(before) = value(&expr) {
             let after = value(&once);
-            // A zero vector or matrix prints as `0`, the same numbers in one entry.
-            let zero = once == "0" && before.iter().all(|v| *v == 0.0);
-            prop_assert!(zero || after.as_ref().is_some_and(|a| close(&before, a)), "{} = {:?}, but {} = {:?}", expr, before, once, after);
+            // A zero vector or matrix keeps its shape: `zeros(rows(x))`, not `0`.
+            prop_assert!(after.as_ref().is_some_and(|a| close(&before, a)), "{} = {:?}, but {} = {:?}", expr, before, once, after);
+        }
+    }
+
+    /// Evaluating the expression as written and evaluating its simplified form, in one
+    /// graph at the same values, give the same shape and numbers.
+    #[test]
+    fn simplified_evaluates_like_as_written(seed in any::<u64>(), ty in 0usize..3) {
+        let ty = [Ty::S, Ty::N, Ty::Nm][ty];
+        let expr = expression(seed, ty);
+        let mut g = jacob::Graph::new();
+        let parsed = jacob::parse(&expr, &mut g, &Default::default()).expect("generated input parses");
+        let simplified = g.simplify(parsed.root, true);
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut env = jacob::Env::default();
+        jacob::choose_sizes(&g, &mut env, &mut rng);
+        let symbols: Vec<jacob::Symbol> = g.symbols().map(|(s, _)| s).collect();
+        for s in symbols {
+            let v = jacob::random_value(&g, &env, s, &mut rng, jacob::Draw::Signed).expect("sizes are known");
+            env.values.insert(s, v);
+        }
+        if let Ok(before) = jacob::eval(&g, &[parsed.root], &env) {
+            let after = jacob::eval(&g, &[simplified], &env);
+            prop_assert!(after.is_ok(), "{}: the simplified form cannot be evaluated: {:?}", expr, after);
+            let (a, b) = (&before[0], &after.unwrap()[0]);
+            prop_assert_eq!(a.shape(), b.shape(), "{}", expr);
+            prop_assert!(close(a.as_slice(), b.as_slice()), "{}: {} before, {} after", expr, a, b);
         }
     }
 
