@@ -18,6 +18,7 @@ mod latex;
 mod numeric;
 mod parse;
 mod print;
+mod rules;
 mod run;
 mod shape;
 mod simplify;

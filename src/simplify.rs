@@ -168,6 +168,11 @@ impl Graph {
                 _ => flat.push(t),
             }
         }
+        for rule in crate::rules::SUM_RULES {
+            if let Some(rewritten) = (rule.apply)(self, &flat) {
+                flat = rewritten;
+            }
+        }
         // Collect like terms: the same term up to its numeric coefficient.
         let unit = self.num(1.0);
         let mut order: Vec<Id> = Vec::new();
@@ -649,7 +654,7 @@ impl Graph {
     }
 
     /// `Some(u)` when the node is `1 + exp(u)`.
-    fn is_one_plus_exp(&self, id: Id) -> Option<Id> {
+    pub(crate) fn is_one_plus_exp(&self, id: Id) -> Option<Id> {
         let Node::Add(ts) = self.node(id) else {
             return None;
         };
@@ -737,7 +742,7 @@ impl Graph {
     }
 
     /// `Some(w)` when the node is `-w`.
-    fn negated(&mut self, id: Id) -> Option<Id> {
+    pub(crate) fn negated(&mut self, id: Id) -> Option<Id> {
         let p = self.parts(id);
         if p.coef < 0.0 {
             let mut rest = p.scalars;
@@ -843,165 +848,20 @@ impl Graph {
         }
     }
 
-    /// `f(u)`, with the identities listed in the module doc.
+    /// `f(u)`, with the named identities of [`crate::rules::CALL_RULES`].
     pub fn call(&mut self, f: Func, u: Id) -> Id {
-        use Func::*;
+        for rule in crate::rules::CALL_RULES {
+            if let Some(done) = (rule.apply)(self, f, u) {
+                return done;
+            }
+        }
         let shape = self.call_shape(f, u);
-        if let Some(v) = self.as_num(u)
-            && let Some(r) = fold(f, v)
-            && r.is_finite()
-            && (r.fract() == 0.0 || !is_transcendental(f))
-        {
-            return self.num(r);
-        }
-        let node = self.node(u).clone();
-        if self.is_scalar(u) {
-            match f {
-                Sum | Tr | Det | Logsumexp | DiagMat | DiagVec | Vec => return u,
-                Norm2 | Norm1 => return self.call(Abs, u),
-                Inv => return self.powf(u, -1.0),
-                Logdet => return self.call(Log, u),
-                Softmax => return self.num(1.0),
-                _ => {}
-            }
-        }
-        if self.is_zero(u)
-            && matches!(
-                f,
-                Relu | Step
-                    | Sign
-                    | Sin
-                    | Tan
-                    | Tanh
-                    | Sqrt
-                    | Abs
-                    | Arcsin
-                    | Arctan
-                    | Sum
-                    | Norm2
-                    | Norm1
-                    | Tr
-                    | Det
-                    | DiagMat
-                    | DiagVec
-                    | Vec
-            )
-        {
-            return self.zero(shape);
-        }
-        if let Some(c) = self.broadcast_scalar(u) {
-            // A function of a constant array: `exp(0)` of a vector is `ones`,
-            // `sum(ones)` its length, `softmax(0)` is ones/n.
-            let us = self.shape(u);
-            let numel = {
-                let (r, c) = (self.size(us.rows), self.size(us.cols));
-                self.mul(&[r, c])
-            };
-            let folded = match f {
-                _ if f.is_elementwise() => {
-                    let fc = self.call(f, c);
-                    let ones = self.ones(shape);
-                    Some(self.mul(&[fc, ones]))
-                }
-                Sum => Some(self.mul(&[c, numel])),
-                Norm1 => {
-                    let a = self.call(Abs, c);
-                    Some(self.mul(&[a, numel]))
-                }
-                Norm2 => {
-                    let a = self.call(Abs, c);
-                    let root = self.powf(numel, 0.5);
-                    Some(self.mul(&[a, root]))
-                }
-                Logsumexp => {
-                    let l = self.call(Log, numel);
-                    Some(self.add(&[c, l]))
-                }
-                Softmax => {
-                    let inv = self.powf(numel, -1.0);
-                    let ones = self.ones(shape);
-                    Some(self.mul(&[inv, ones]))
-                }
-                DiagVec | Vec => {
-                    let ones = self.ones(shape);
-                    Some(self.mul(&[c, ones]))
-                }
-                Tr => {
-                    let n = self.size(us.rows);
-                    Some(self.mul(&[c, n]))
-                }
-                _ => None,
-            };
-            if let Some(v) = folded {
-                return v;
-            }
-        }
-        if let Node::Identity(n) = node {
-            match f {
-                Sum | Tr => return self.size(n),
-                DiagVec => return self.ones(shape),
-                _ => {}
-            }
-        }
-        match (f, &node) {
-            (Log, Node::Call(Exp, v)) | (Exp, Node::Call(Log, v)) => return *v,
-            (Log, Node::Call(Det, v)) => return self.call(Logdet, *v),
-            (Log, Node::Call(Sigmoid, v)) => {
-                // log(sigmoid(v)) = -softplus(-v)
-                let nv = self.neg(*v);
-                let sp = self.call(Softplus, nv);
-                return self.neg(sp);
-            }
-            (Log, Node::Add(_)) => {
-                if let Some(v) = self.is_one_plus_exp(u) {
-                    return self.call(Softplus, v);
-                }
-            }
-            (Inv, Node::Call(Inv, v)) => return *v,
-            (Inv, Node::Identity(_)) | (Relu, Node::Call(Relu, _)) | (Abs, Node::Call(Abs, _)) => {
-                return u;
-            }
-            (Relu, Node::Call(Abs | Exp | Sigmoid | Softplus, _)) => return u,
-            (Abs, Node::Call(Exp | Sigmoid | Softplus | Relu, _)) => return u,
-            (Det | Tr | Logdet | Sum | Norm2 | Norm1 | Logsumexp, Node::Transpose(v)) => {
-                return self.call(f, *v);
-            }
-            (Inv, Node::Transpose(v)) => {
-                let i = self.call(Inv, *v);
-                return self.t(i);
-            }
-            (_, Node::Transpose(v)) if f.is_elementwise() => {
-                let inner = self.call(f, *v);
-                return self.t(inner);
-            }
-            (DiagVec, Node::Call(DiagMat, v)) => return *v,
-            (DiagMat, Node::Ones(r, _)) => return self.identity(*r),
-            (Det | Logdet, Node::Identity(_)) => return self.num(if f == Det { 1.0 } else { 0.0 }),
-            (Tr | Sum | DiagMat | DiagVec | Vec, Node::Mul(_)) => {
-                let p = self.parts(u);
-                if p.coef != 1.0 || !p.scalars.is_empty() {
-                    let inner = self.mul(&p.chain);
-                    let core = self.call(f, inner);
-                    let mut outside = p.scalars;
-                    outside.insert(0, self.num(p.coef));
-                    outside.push(core);
-                    return self.mul(&outside);
-                }
-                if f == Tr && p.chain.len() == 2 && self.dims.is_column(self.shape(p.chain[0])) {
-                    // tr(u*v') = v'*u
-                    let (a, b) = (p.chain[0], p.chain[1]);
-                    let tb = self.t(b);
-                    return self.inner(a, tb);
-                }
-            }
-            _ => {}
-        }
         self.intern(Node::Call(f, u), shape)
     }
 
     /// `Some(c)` when the node is the scalar `c` in every entry: `ones` (1), a zero
     /// array (0), `c*ones`.
-    fn broadcast_scalar(&mut self, u: Id) -> Option<Id> {
+    pub(crate) fn broadcast_scalar(&mut self, u: Id) -> Option<Id> {
         match self.node(u) {
             Node::Ones(..) => Some(self.num(1.0)),
             Node::Zero(..) => Some(self.num(0.0)),
@@ -1198,52 +1058,4 @@ fn common_run(parts: &[Parts], side: Side) -> Vec<Id> {
 enum Side {
     Left,
     Right,
-}
-
-/// Functions whose values at most numbers are best left unevaluated (`exp(1)`).
-fn is_transcendental(f: Func) -> bool {
-    use Func::*;
-    matches!(
-        f,
-        Exp | Log
-            | Sin
-            | Cos
-            | Tan
-            | Tanh
-            | Sqrt
-            | Arcsin
-            | Arccos
-            | Arctan
-            | Sigmoid
-            | Softplus
-            | Logdet
-    )
-}
-
-/// The value of a function at a number, where it is a number.
-fn fold(f: Func, v: f64) -> Option<f64> {
-    use Func::*;
-    Some(match f {
-        Exp => v.exp(),
-        Log if v > 0.0 => v.ln(),
-        Sin => v.sin(),
-        Cos => v.cos(),
-        Tan => v.tan(),
-        Tanh => v.tanh(),
-        Sqrt if v >= 0.0 => v.sqrt(),
-        Abs | Norm2 | Norm1 => v.abs(),
-        Arcsin if v.abs() <= 1.0 => v.asin(),
-        Arccos if v.abs() <= 1.0 => v.acos(),
-        Arctan => v.atan(),
-        Relu => v.max(0.0),
-        Step => f64::from(u8::from(v > 0.0)),
-        Sign => v.signum() * f64::from(u8::from(v != 0.0)),
-        Sigmoid => 1.0 / (1.0 + (-v).exp()),
-        Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
-        Sum | Tr | Det | Logsumexp | DiagMat | DiagVec | Vec => v,
-        Logdet if v > 0.0 => v.ln(),
-        Inv if v != 0.0 => 1.0 / v,
-        Softmax => 1.0,
-        _ => return None,
-    })
 }

@@ -1,0 +1,688 @@
+//! The simplifier's named identities for function calls: each rule has a kebab-case
+//! name, an example of what it rewrites and what `simplify` then prints, and the
+//! function that applies it. `Graph::call` tries them in order as it builds `f(u)`;
+//! a test runs every example, and checks it numerically.
+
+use crate::graph::{Func, Graph, Id, Node};
+
+/// One identity applied when `f(u)` is built: `apply` gives the rewritten node, or
+/// `None` where the rule does not apply. (`name` and `example` are read by the tests,
+/// which run every example.)
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct CallRule {
+    /// The rule's name, kebab-case.
+    pub(crate) name: &'static str,
+    /// An expression the rule rewrites, and what `jacob simplify` prints for it.
+    pub(crate) example: (&'static str, &'static str),
+    /// The rewrite.
+    pub(crate) apply: fn(&mut Graph, Func, Id) -> Option<Id>,
+}
+
+/// The identities for `f(u)`, tried in this order.
+pub(crate) const CALL_RULES: &[CallRule] = &[
+    CallRule {
+        name: "fold-number",
+        example: ("exp(0) + sqrt(4) + abs(-2)", "5"),
+        apply: fold_number,
+    },
+    CallRule {
+        name: "softplus-zero",
+        example: ("softplus(0)", "log(2)"),
+        apply: softplus_zero,
+    },
+    CallRule {
+        name: "scalar-argument",
+        example: (
+            "sum(alpha) + tr(beta) + norm2(gamma)",
+            "abs(gamma) + alpha + beta",
+        ),
+        apply: scalar_argument,
+    },
+    CallRule {
+        name: "zero-argument",
+        example: ("sum(x - x) + norm2(A - A)", "0"),
+        apply: zero_argument,
+    },
+    CallRule {
+        name: "constant-argument",
+        example: ("logsumexp(x - x)", "log(rows(x))"),
+        apply: constant_argument,
+    },
+    CallRule {
+        name: "identity-argument",
+        example: ("tr(I + A - A) + det(I + A - A)", "1 + rows(A)"),
+        apply: identity_argument,
+    },
+    CallRule {
+        name: "log-exp",
+        example: ("log(exp(x))", "x"),
+        apply: log_exp,
+    },
+    CallRule {
+        name: "exp-log",
+        example: ("exp(log(x))", "x"),
+        apply: exp_log,
+    },
+    CallRule {
+        name: "log-det",
+        example: ("log(det(A))", "logdet(A)"),
+        apply: log_det,
+    },
+    CallRule {
+        name: "log-sigmoid",
+        example: ("log(sigmoid(x))", "-softplus(-x)"),
+        apply: log_sigmoid,
+    },
+    CallRule {
+        name: "log-one-minus-sigmoid",
+        example: ("log(1 - sigmoid(x))", "-softplus(x)"),
+        apply: log_one_minus_sigmoid,
+    },
+    CallRule {
+        name: "log-one-plus-exp",
+        example: ("log(1 + exp(x))", "softplus(x)"),
+        apply: log_one_plus_exp,
+    },
+    CallRule {
+        name: "log-softmax",
+        example: ("log(softmax(x))", "x - logsumexp(x)"),
+        apply: log_softmax,
+    },
+    CallRule {
+        name: "log-sum-exp",
+        example: ("log(sum(exp(x)))", "logsumexp(x)"),
+        apply: log_sum_exp,
+    },
+    CallRule {
+        name: "exp-logsumexp",
+        example: ("exp(logsumexp(x))", "sum(exp(x))"),
+        apply: exp_logsumexp,
+    },
+    CallRule {
+        name: "inv-inv",
+        example: ("inv(inv(A))", "A"),
+        apply: inv_inv,
+    },
+    CallRule {
+        name: "idempotent",
+        example: ("relu(relu(x)) + abs(abs(y))", "abs(y) + relu(x)"),
+        apply: idempotent,
+    },
+    CallRule {
+        name: "nonnegative-argument",
+        example: ("relu(exp(x)) + abs(sigmoid(y))", "exp(x) + sigmoid(y)"),
+        apply: nonnegative_argument,
+    },
+    CallRule {
+        name: "transpose-inside",
+        example: ("tr(A') + sum(exp(B'))", "sum(exp(B)) + tr(A)"),
+        apply: transpose_inside,
+    },
+    CallRule {
+        name: "diag-diag",
+        example: ("diag(diag(x))", "x"),
+        apply: diag_diag,
+    },
+    CallRule {
+        name: "scalars-out",
+        example: ("tr(alpha*A) + sum(2*x)", "2*sum(x) + alpha*tr(A)"),
+        apply: scalars_out,
+    },
+    CallRule {
+        name: "trace-outer",
+        example: ("tr(x*y')", "y'*x"),
+        apply: trace_outer,
+    },
+];
+
+/// The value of a function at a number, where it is a number worth writing: `exp(0)`
+/// is 1, but `exp(1)` stays as it is.
+fn fold_number(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    let v = g.as_num(u)?;
+    let r = fold(f, v)?;
+    (r.is_finite() && (r.fract() == 0.0 || !is_transcendental(f))).then(|| g.num(r))
+}
+
+/// `softplus(0)` is `log(2)`.
+fn softplus_zero(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    if f != Func::Softplus || g.as_num(u) != Some(0.0) {
+        return None;
+    }
+    let two = g.num(2.0);
+    Some(g.call(Func::Log, two))
+}
+
+/// Functions of a 1×1 argument: `sum(s)` is s, `norm2(s)` is `abs(s)`, `inv(s)` is
+/// `s^-1`.
+fn scalar_argument(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    use Func::*;
+    if !g.is_scalar(u) {
+        return None;
+    }
+    Some(match f {
+        Sum | Tr | Det | Logsumexp | DiagMat | DiagVec | Vec => u,
+        Norm2 | Norm1 => g.call(Abs, u),
+        Inv => g.powf(u, -1.0),
+        Logdet => g.call(Log, u),
+        Softmax => g.num(1.0),
+        _ => return None,
+    })
+}
+
+/// Functions that are 0 at a zero array: `sum(0)`, `relu(0)`, `diag(0)`, … (of the
+/// function's shape).
+fn zero_argument(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    use Func::*;
+    let zero_at_zero = matches!(
+        f,
+        Relu | Step
+            | Sign
+            | Sin
+            | Tan
+            | Tanh
+            | Sqrt
+            | Abs
+            | Arcsin
+            | Arctan
+            | Sum
+            | Norm2
+            | Norm1
+            | Tr
+            | Det
+            | DiagMat
+            | DiagVec
+            | Vec
+    );
+    if !(zero_at_zero && g.is_zero(u)) {
+        return None;
+    }
+    let shape = g.call_shape(f, u);
+    Some(g.zero(shape))
+}
+
+/// A function of an array with one value c in every entry (`ones`, a zero array,
+/// `c*ones`): `exp(0)` of a vector is `ones`, `sum(ones)` its length, `softmax(0)`
+/// is `ones/n`.
+fn constant_argument(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    use Func::*;
+    let c = g.broadcast_scalar(u)?;
+    let shape = g.call_shape(f, u);
+    let us = g.shape(u);
+    let numel = {
+        let (r, c) = (g.size(us.rows), g.size(us.cols));
+        g.mul(&[r, c])
+    };
+    Some(match f {
+        _ if f.is_elementwise() => {
+            let fc = g.call(f, c);
+            let ones = g.ones(shape);
+            g.mul(&[fc, ones])
+        }
+        Sum => g.mul(&[c, numel]),
+        Norm1 => {
+            let a = g.call(Abs, c);
+            g.mul(&[a, numel])
+        }
+        Norm2 => {
+            let a = g.call(Abs, c);
+            let root = g.powf(numel, 0.5);
+            g.mul(&[a, root])
+        }
+        Logsumexp => {
+            let l = g.call(Log, numel);
+            g.add(&[c, l])
+        }
+        Softmax => {
+            let inv = g.powf(numel, -1.0);
+            let ones = g.ones(shape);
+            g.mul(&[inv, ones])
+        }
+        DiagVec | Vec => {
+            let ones = g.ones(shape);
+            g.mul(&[c, ones])
+        }
+        DiagMat => {
+            let eye = g.identity(us.rows);
+            g.mul(&[c, eye])
+        }
+        Tr => {
+            let n = g.size(us.rows);
+            g.mul(&[c, n])
+        }
+        _ => return None,
+    })
+}
+
+/// Functions of an identity: `tr(I)` is its size, `det(I)` 1, `inv(I)` I.
+fn identity_argument(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    use Func::*;
+    let Node::Identity(n) = *g.node(u) else {
+        return None;
+    };
+    Some(match f {
+        Sum | Tr => g.size(n),
+        DiagVec => {
+            let shape = g.call_shape(f, u);
+            g.ones(shape)
+        }
+        Det => g.num(1.0),
+        Logdet => g.num(0.0),
+        Inv => u,
+        _ => return None,
+    })
+}
+
+/// The argument of `f(u)` when it is `inner(v)`.
+fn arg_of(g: &Graph, u: Id, inner: Func) -> Option<Id> {
+    match *g.node(u) {
+        Node::Call(h, v) if h == inner => Some(v),
+        _ => None,
+    }
+}
+
+/// `log(exp(u))` is u.
+fn log_exp(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    (f == Func::Log).then(|| arg_of(g, u, Func::Exp)).flatten()
+}
+
+/// `exp(log(u))` is u where it is defined (u > 0).
+fn exp_log(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    (f == Func::Exp).then(|| arg_of(g, u, Func::Log)).flatten()
+}
+
+/// `log(det(A))` is `logdet(A)`.
+fn log_det(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    let a = (f == Func::Log)
+        .then(|| arg_of(g, u, Func::Det))
+        .flatten()?;
+    Some(g.call(Func::Logdet, a))
+}
+
+/// `log(sigmoid(v))` is `-softplus(-v)`.
+fn log_sigmoid(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    let v = (f == Func::Log)
+        .then(|| arg_of(g, u, Func::Sigmoid))
+        .flatten()?;
+    let nv = g.neg(v);
+    let sp = g.call(Func::Softplus, nv);
+    Some(g.neg(sp))
+}
+
+/// `log(1 - sigmoid(v))` is `-softplus(v)`.
+fn log_one_minus_sigmoid(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    if f != Func::Log {
+        return None;
+    }
+    let Node::Add(ts) = g.node(u).clone() else {
+        return None;
+    };
+    let [a, b] = *ts else {
+        return None;
+    };
+    for (one, rest) in [(a, b), (b, a)] {
+        if g.as_num(one) != Some(1.0) {
+            continue;
+        }
+        let p = g.parts(rest);
+        if p.coef == -1.0
+            && p.scalars.len() + p.chain.len() == 1
+            && let Some(v) = arg_of(
+                g,
+                p.scalars.first().or(p.chain.first()).copied()?,
+                Func::Sigmoid,
+            )
+        {
+            let sp = g.call(Func::Softplus, v);
+            return Some(g.neg(sp));
+        }
+    }
+    None
+}
+
+/// `log(1 + exp(v))` is `softplus(v)`.
+fn log_one_plus_exp(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    let v = (f == Func::Log).then(|| g.is_one_plus_exp(u)).flatten()?;
+    Some(g.call(Func::Softplus, v))
+}
+
+/// `log(softmax(z))` is `z - logsumexp(z)` (and computes without overflow).
+fn log_softmax(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    let z = (f == Func::Log)
+        .then(|| arg_of(g, u, Func::Softmax))
+        .flatten()?;
+    let l = g.call(Func::Logsumexp, z);
+    Some(g.sub(z, l))
+}
+
+/// `log(sum(exp(u)))` is `logsumexp(u)`.
+fn log_sum_exp(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    let s = (f == Func::Log)
+        .then(|| arg_of(g, u, Func::Sum))
+        .flatten()?;
+    let v = arg_of(g, s, Func::Exp)?;
+    Some(g.call(Func::Logsumexp, v))
+}
+
+/// `exp(logsumexp(u))` is `sum(exp(u))`.
+fn exp_logsumexp(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    let v = (f == Func::Exp)
+        .then(|| arg_of(g, u, Func::Logsumexp))
+        .flatten()?;
+    let e = g.call(Func::Exp, v);
+    Some(g.call(Func::Sum, e))
+}
+
+/// `inv(inv(A))` is A.
+fn inv_inv(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    (f == Func::Inv).then(|| arg_of(g, u, Func::Inv)).flatten()
+}
+
+/// `relu(relu(u))` is `relu(u)`, `abs(abs(u))` is `abs(u)`.
+fn idempotent(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    (matches!(f, Func::Relu | Func::Abs) && arg_of(g, u, f).is_some()).then_some(u)
+}
+
+/// `relu` and `abs` of a function that is never negative are that function.
+fn nonnegative_argument(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    use Func::*;
+    let Node::Call(h, _) = *g.node(u) else {
+        return None;
+    };
+    let nonneg = match f {
+        Relu => matches!(h, Abs | Exp | Sigmoid | Softplus),
+        Abs => matches!(h, Exp | Sigmoid | Softplus | Relu),
+        _ => false,
+    };
+    nonneg.then_some(u)
+}
+
+/// Through a transpose: `tr(A')` is `tr(A)`, `inv(A')` is `inv(A)'`, an elementwise
+/// `f(A')` is `f(A)'`.
+fn transpose_inside(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    use Func::*;
+    let Node::Transpose(v) = *g.node(u) else {
+        return None;
+    };
+    Some(match f {
+        Det | Tr | Logdet | Sum | Norm2 | Norm1 | Logsumexp => g.call(f, v),
+        Inv => {
+            let i = g.call(Inv, v);
+            g.t(i)
+        }
+        _ if f.is_elementwise() => {
+            let inner = g.call(f, v);
+            g.t(inner)
+        }
+        _ => return None,
+    })
+}
+
+/// `diag(diag(u))` is u for a vector u.
+fn diag_diag(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    (f == Func::DiagVec)
+        .then(|| arg_of(g, u, Func::DiagMat))
+        .flatten()
+}
+
+/// `tr`, `sum`, `diag` and `vec` are linear: 1×1 factors come out.
+fn scalars_out(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    use Func::*;
+    if !matches!(f, Tr | Sum | DiagMat | DiagVec | Vec) || !matches!(g.node(u), Node::Mul(_)) {
+        return None;
+    }
+    let p = g.parts(u);
+    if p.coef == 1.0 && p.scalars.is_empty() {
+        return None;
+    }
+    let inner = g.mul(&p.chain);
+    let core = g.call(f, inner);
+    let mut outside = p.scalars;
+    outside.insert(0, g.num(p.coef));
+    outside.push(core);
+    Some(g.mul(&outside))
+}
+
+/// `tr(u*v')` is `v'*u`.
+fn trace_outer(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    if f != Func::Tr || !matches!(g.node(u), Node::Mul(_)) {
+        return None;
+    }
+    let p = g.parts(u);
+    if p.chain.len() != 2 || !g.dims.is_column(g.shape(p.chain[0])) {
+        return None;
+    }
+    let (a, b) = (p.chain[0], p.chain[1]);
+    let tb = g.t(b);
+    Some(g.inner(a, tb))
+}
+
+/// One identity applied to the terms of a sum as it is built: `apply` gives the
+/// terms rewritten, or `None` where the rule does not apply.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct SumRule {
+    /// The rule's name, kebab-case.
+    pub(crate) name: &'static str,
+    /// An expression the rule rewrites, and what `jacob simplify` prints for it.
+    pub(crate) example: (&'static str, &'static str),
+    /// The rewrite of the (flattened) terms.
+    pub(crate) apply: fn(&mut Graph, &[Id]) -> Option<Vec<Id>>,
+}
+
+/// The identities for a sum, tried in this order (each sees the terms the ones before
+/// it left).
+pub(crate) const SUM_RULES: &[SumRule] = &[
+    SumRule {
+        name: "trace-cyclic",
+        example: ("tr(A*B) - tr(B*A) + tr(A*B*C) - tr(C*A*B)", "0"),
+        apply: trace_cyclic,
+    },
+    SumRule {
+        name: "diag-sum",
+        example: ("diag(x) + 2*diag(y) - diag(z)", "diag(2*y + x - z)"),
+        apply: diag_sum,
+    },
+];
+
+/// `tr(A*B*C)` and `tr(B*C*A)` are one trace: a trace of a product that equals
+/// another term's trace up to a rotation of its factors is written as that term.
+fn trace_cyclic(g: &mut Graph, terms: &[Id]) -> Option<Vec<Id>> {
+    // Each trace's rotations, by the rotation with the least structural key.
+    let mut canon: Vec<Option<Vec<Id>>> = Vec::with_capacity(terms.len());
+    let mut any = false;
+    for &t in terms {
+        let p = g.parts(t);
+        let core = match (p.scalars.as_slice(), p.chain.as_slice()) {
+            ([s], []) | ([], [s]) => *s,
+            _ => t,
+        };
+        let rotations = match *g.node(core) {
+            Node::Call(Func::Tr, m) => {
+                let q = g.parts(m);
+                (q.coef == 1.0 && q.scalars.is_empty() && q.chain.len() >= 2).then(|| {
+                    let k = q.chain.len();
+                    let best = (0..k)
+                        .min_by_key(|&i| {
+                            (0..k)
+                                .map(|j| g.key(q.chain[(i + j) % k]))
+                                .collect::<Vec<u64>>()
+                        })
+                        .unwrap_or(0);
+                    (0..k).map(|j| q.chain[(best + j) % k]).collect::<Vec<Id>>()
+                })
+            }
+            _ => None,
+        };
+        any |= rotations.is_some();
+        canon.push(rotations);
+    }
+    if !any {
+        return None;
+    }
+    // Rewrite a trace only where an earlier trace has the same rotation.
+    let mut first: Vec<(Vec<Id>, Id)> = Vec::new();
+    let mut out = Vec::with_capacity(terms.len());
+    let mut changed = false;
+    for (&t, c) in terms.iter().zip(canon) {
+        let Some(rot) = c else {
+            out.push(t);
+            continue;
+        };
+        let Some((_, tr)) = first.iter().find(|(r, _)| *r == rot) else {
+            let p = g.parts(t);
+            let core = p.scalars.first().or(p.chain.first()).copied().unwrap_or(t);
+            first.push((rot, core));
+            out.push(t);
+            continue;
+        };
+        let tr = *tr;
+        let p = g.parts(t);
+        let mut factors = vec![g.num(p.coef)];
+        factors.push(tr);
+        out.push(g.mul(&factors));
+        changed = true;
+    }
+    changed.then_some(out)
+}
+
+/// `diag(u) + diag(v)` is `diag(u + v)`, with the terms' coefficients.
+fn diag_sum(g: &mut Graph, terms: &[Id]) -> Option<Vec<Id>> {
+    let mut inside: Vec<Id> = Vec::new();
+    let mut out: Vec<Id> = Vec::with_capacity(terms.len());
+    for &t in terms {
+        let p = g.parts(t);
+        match p.chain.as_slice() {
+            [d] if matches!(g.node(*d), Node::Call(Func::DiagMat, _)) => {
+                let Node::Call(_, u) = *g.node(*d) else {
+                    continue;
+                };
+                let mut factors = vec![g.num(p.coef)];
+                factors.extend(p.scalars);
+                factors.push(u);
+                inside.push(g.mul(&factors));
+            }
+            _ => out.push(t),
+        }
+    }
+    if inside.len() < 2 {
+        return None;
+    }
+    let sum = g.add(&inside);
+    out.push(g.call(Func::DiagMat, sum));
+    Some(out)
+}
+
+/// Functions whose values at most numbers are best left unevaluated (`exp(1)`).
+fn is_transcendental(f: Func) -> bool {
+    use Func::*;
+    matches!(
+        f,
+        Exp | Log
+            | Sin
+            | Cos
+            | Tan
+            | Tanh
+            | Sqrt
+            | Arcsin
+            | Arccos
+            | Arctan
+            | Sigmoid
+            | Softplus
+            | Logdet
+    )
+}
+
+/// The value of a function at a number, where it is a number.
+fn fold(f: Func, v: f64) -> Option<f64> {
+    use Func::*;
+    Some(match f {
+        Exp => v.exp(),
+        Log if v > 0.0 => v.ln(),
+        Sin => v.sin(),
+        Cos => v.cos(),
+        Tan => v.tan(),
+        Tanh => v.tanh(),
+        Sqrt if v >= 0.0 => v.sqrt(),
+        Abs | Norm2 | Norm1 => v.abs(),
+        Arcsin if v.abs() <= 1.0 => v.asin(),
+        Arccos if v.abs() <= 1.0 => v.acos(),
+        Arctan => v.atan(),
+        Relu => v.max(0.0),
+        Step => f64::from(u8::from(v > 0.0)),
+        Sign => v.signum() * f64::from(u8::from(v != 0.0)),
+        Sigmoid => 1.0 / (1.0 + (-v).exp()),
+        Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
+        Sum | Tr | Det | Logsumexp | DiagMat | DiagVec | Vec => v,
+        Logdet if v > 0.0 => v.ln(),
+        Inv if v != 0.0 => 1.0 / v,
+        Softmax => 1.0,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{Env, eval};
+    use crate::numeric::{Draw, choose_sizes, random_value};
+
+    /// Every rule's example: `simplify` prints what the rule says, the rule itself is
+    /// what fires on it, and the two sides have the same value at random points.
+    #[test]
+    fn every_call_rule_does_what_its_example_shows() {
+        for rule in CALL_RULES {
+            example_holds(rule.name, rule.example);
+        }
+    }
+
+    fn example_holds(name: &str, (from, to): (&str, &str)) {
+        {
+            let rule = name;
+            let mut g = Graph::new();
+            let parsed = crate::parse::parse(from, &mut g, &Default::default())
+                .unwrap_or_else(|e| panic!("{rule}: {from}: {e}"));
+            let s = g.simplify(parsed.root, true);
+            assert_eq!(crate::print::text(&g, s), to, "rule {rule}");
+            let mut rng = fastrand::Rng::with_seed(7);
+            for _ in 0..3 {
+                let mut env = Env::default();
+                choose_sizes(&g, &mut env, &mut rng);
+                let symbols: Vec<_> = g.symbols().map(|(s, _)| s).collect();
+                for sym in symbols {
+                    let v = random_value(&g, &env, sym, &mut rng, Draw::Positive).unwrap();
+                    env.values.insert(sym, v);
+                }
+                let a = eval(&g, &[parsed.root], &env).unwrap();
+                let b = eval(&g, &[s], &env).unwrap();
+                assert_eq!(a[0].shape(), b[0].shape(), "rule {rule}");
+                let close = a[0]
+                    .iter()
+                    .zip(b[0].iter())
+                    .all(|(p, q)| (p - q).abs() <= 1e-9 * (1.0 + p.abs().max(q.abs())));
+                assert!(close, "rule {rule}: {} vs {}", a[0], b[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_sum_rule_does_what_its_example_shows() {
+        for rule in SUM_RULES {
+            example_holds(rule.name, rule.example);
+        }
+    }
+
+    #[test]
+    fn rule_names_are_unique_kebab_case() {
+        let mut seen = std::collections::HashSet::new();
+        let names = CALL_RULES
+            .iter()
+            .map(|r| r.name)
+            .chain(SUM_RULES.iter().map(|r| r.name));
+        for name in names {
+            assert!(seen.insert(name), "{name} twice");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{name}"
+            );
+        }
+    }
+}
