@@ -571,6 +571,212 @@ fn diag_sum(g: &mut Graph, terms: &[Id]) -> Option<Vec<Id>> {
     Some(out)
 }
 
+/// A way to write a sum shorter, tried by the finishing pass (`Graph::factor_sum`),
+/// which keeps whichever candidate is cheapest by [`Graph::cost`].
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct Factoring {
+    /// The rule's name, kebab-case.
+    pub(crate) name: &'static str,
+    /// An expression the rule rewrites, and what `jacob simplify` prints for it.
+    pub(crate) example: (&'static str, &'static str),
+    /// The candidate for the sum of these terms.
+    pub(crate) apply: fn(&mut Graph, &[Id]) -> Option<Id>,
+}
+
+/// The candidates for a shorter sum.
+pub(crate) const FACTORINGS: &[Factoring] = &[
+    Factoring {
+        name: "factor-right",
+        example: ("A*x + B*x", "(A + B)*x"),
+        apply: Graph::factor_right,
+    },
+    Factoring {
+        name: "factor-left",
+        example: ("A*x + A*y", "A*(x + y)"),
+        apply: Graph::factor_left,
+    },
+    Factoring {
+        name: "common-scalar",
+        example: ("alpha*A + alpha*B' - 2*alpha*C", "alpha*(A + B' - 2*C)"),
+        apply: common_scalar,
+    },
+    Factoring {
+        name: "expand-elementwise",
+        example: ("sigmoid(x).*(1 - y) - y.*sigmoid(-x)", "sigmoid(x) - y"),
+        apply: expand_elementwise,
+    },
+];
+
+/// `h*A + h*B` → `h*(A + B)`, `A/2 + B/2` → `(A + B)/2`: the 1×1 factors every term
+/// has, and a coefficient they share, come out of the sum.
+fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
+    if terms.len() < 2 {
+        return None;
+    }
+    let parts: Vec<crate::simplify::Parts> = terms.iter().map(|&t| g.parts(t)).collect();
+    let mut common: Vec<Id> = Vec::new();
+    for &s in &parts[0].scalars {
+        if !common.contains(&s) && parts.iter().all(|p| p.scalars.contains(&s)) {
+            common.push(s);
+        }
+    }
+    let c0 = parts[0].coef.abs();
+    let coef = if c0 != 1.0 && c0 != 0.0 && parts.iter().all(|p| p.coef.abs() == c0) {
+        c0
+    } else {
+        1.0
+    };
+    if common.is_empty() && coef == 1.0 {
+        return None;
+    }
+    let mut rests = Vec::with_capacity(parts.len());
+    for p in parts {
+        let mut factors = vec![g.num(p.coef / coef)];
+        let mut taken = vec![false; common.len()];
+        for s in p.scalars {
+            match common.iter().position(|&c| c == s) {
+                Some(i) if !taken[i] => taken[i] = true,
+                _ => factors.push(s),
+            }
+        }
+        factors.extend(p.chain);
+        rests.push(g.mul(&factors));
+    }
+    let inner = g.add(&rests);
+    let inner = g.factor_sum(inner);
+    let mut factors = vec![g.num(coef)];
+    factors.extend(common);
+    factors.push(inner);
+    Some(g.mul(&factors))
+}
+
+/// The most monomials [`expand_elementwise`] writes out.
+const MAX_MONOMIALS: usize = 32;
+
+/// Multiplies out elementwise products of sums, writes `sigmoid(-z)` as
+/// `1 - sigmoid(z)`, and collects like terms: `s.*(1 - y) - y.*(1 - s)` is `s - y`.
+fn expand_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
+    let worth = terms.iter().any(|&t| {
+        let p = g.parts(t);
+        p.chain.len() == 1 && matches!(g.node(p.chain[0]), Node::Had(_))
+            || matches!(g.node(t), Node::Had(_))
+    });
+    if !worth {
+        return None;
+    }
+    let mut monomials: Vec<(f64, Vec<Id>)> = Vec::new();
+    for &t in terms {
+        monomials.extend(expand(g, t)?);
+        if monomials.len() > MAX_MONOMIALS {
+            return None;
+        }
+    }
+    // Like terms: the same factors, whatever their order.
+    let mut order: Vec<Vec<Id>> = Vec::new();
+    let mut coefs: std::collections::HashMap<Vec<Id>, f64> = std::collections::HashMap::new();
+    for (c, mut factors) in monomials {
+        factors.sort_unstable();
+        let entry = coefs.entry(factors.clone()).or_insert_with(|| {
+            order.push(factors);
+            0.0
+        });
+        *entry += c;
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for factors in order {
+        let c = coefs[&factors];
+        if c == 0.0 {
+            continue;
+        }
+        let coef = g.num(c);
+        let term = if factors.is_empty() {
+            coef
+        } else {
+            let h = g.had(&factors);
+            g.mul(&[coef, h])
+        };
+        out.push(term);
+    }
+    // The sum keeps its shape even when every elementwise term cancels.
+    let shape = g.shape(terms[0]);
+    let shape = terms
+        .iter()
+        .map(|&t| g.shape(t))
+        .find(|s| !g.dims.is_scalar(*s))
+        .unwrap_or(shape);
+    if out.is_empty() {
+        return Some(g.zero(shape));
+    }
+    let sum = g.add(&out);
+    if g.shape(sum) != g.dims.resolve(shape) {
+        let ones = g.ones(shape);
+        return Some(g.mul(&[sum, ones]));
+    }
+    Some(sum)
+}
+
+/// A term as a sum of elementwise monomials (coefficient, factors), or `None` when it
+/// would take more than [`MAX_MONOMIALS`].
+fn expand(g: &mut Graph, t: Id) -> Option<Vec<(f64, Vec<Id>)>> {
+    let atom = |t: Id| Some(vec![(1.0, vec![t])]);
+    match g.node(t).clone() {
+        Node::Num(n) => Some(vec![(n.get(), Vec::new())]),
+        Node::Add(ts) => {
+            let mut out = Vec::new();
+            for x in ts.iter() {
+                out.extend(expand(g, *x)?);
+            }
+            (out.len() <= MAX_MONOMIALS).then_some(out)
+        }
+        Node::Mul(_) => {
+            let p = g.parts(t);
+            let inner = match p.chain.as_slice() {
+                [] => vec![(1.0, Vec::new())],
+                [one] => expand(g, *one)?,
+                _ => return atom(t),
+            };
+            Some(
+                inner
+                    .into_iter()
+                    .map(|(c, mut fs)| {
+                        fs.extend(p.scalars.iter().copied());
+                        (c * p.coef, fs)
+                    })
+                    .collect(),
+            )
+        }
+        Node::Had(fs) => {
+            let mut out: Vec<(f64, Vec<Id>)> = vec![(1.0, Vec::new())];
+            for f in fs.iter() {
+                let e = expand(g, *f)?;
+                if out.len() * e.len() > MAX_MONOMIALS {
+                    return None;
+                }
+                out = out
+                    .iter()
+                    .flat_map(|(c, a)| {
+                        e.iter().map(move |(d, b)| {
+                            let mut fs = a.clone();
+                            fs.extend(b.iter().copied());
+                            (c * d, fs)
+                        })
+                    })
+                    .collect();
+            }
+            Some(out)
+        }
+        Node::Call(Func::Sigmoid, v) => match g.negated(v) {
+            // sigmoid(-z) = 1 - sigmoid(z)
+            Some(z) => {
+                let s = g.call(Func::Sigmoid, z);
+                Some(vec![(1.0, Vec::new()), (-1.0, vec![s])])
+            }
+            None => atom(t),
+        },
+        _ => atom(t),
+    }
+}
+
 /// Functions whose values at most numbers are best left unevaluated (`exp(1)`).
 fn is_transcendental(f: Func) -> bool {
     use Func::*;
@@ -666,6 +872,13 @@ mod tests {
     #[test]
     fn every_sum_rule_does_what_its_example_shows() {
         for rule in SUM_RULES {
+            example_holds(rule.name, rule.example);
+        }
+    }
+
+    #[test]
+    fn every_factoring_does_what_its_example_shows() {
+        for rule in FACTORINGS {
             example_holds(rule.name, rule.example);
         }
     }

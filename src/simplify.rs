@@ -918,8 +918,8 @@ impl Graph {
             return id;
         };
         let mut best = id;
-        for side in [Side::Right, Side::Left] {
-            let Some(candidate) = self.factor_side(&terms, side) else {
+        for rule in crate::rules::FACTORINGS {
+            let Some(candidate) = (rule.apply)(self, &terms) else {
                 continue;
             };
             if self.cost(candidate) < self.cost(best) {
@@ -927,6 +927,16 @@ impl Graph {
             }
         }
         best
+    }
+
+    /// `A*x + B*x` → `(A + B)*x`.
+    pub(crate) fn factor_right(&mut self, terms: &[Id]) -> Option<Id> {
+        self.factor_side(terms, Side::Right)
+    }
+
+    /// `A*x + A*y` → `A*(x + y)`.
+    pub(crate) fn factor_left(&mut self, terms: &[Id]) -> Option<Id> {
+        self.factor_side(terms, Side::Left)
     }
 
     fn factor_side(&mut self, terms: &[Id], side: Side) -> Option<Id> {
