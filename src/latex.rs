@@ -310,6 +310,7 @@ impl Printer<'_> {
             }
             Node::Had(_) => Prec::Mul,
             Node::Pow([_, p]) if g.as_num(*p).is_some_and(|e| e < 0.0) => Prec::Pow,
+            Node::Pow([_, p]) if g.as_num(*p) == Some(0.5) => Prec::Atom,
             Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0) => Prec::Mul,
             Node::Pow(_) | Node::EPow(_) => Prec::Pow,
             Node::Transpose(_) => Prec::Postfix,
@@ -447,6 +448,12 @@ impl Printer<'_> {
     /// `b^{p}` for a scalar power; a norm takes the exponent beside its subscript.
     fn power_sym(&self, b: Id, p: Id, out: &mut String) {
         let g = self.g;
+        if g.as_num(p) == Some(0.5) {
+            out.push_str(r"\sqrt{");
+            self.at(b, Prec::Add, out);
+            out.push('}');
+            return;
+        }
         let mut e = String::new();
         match g.as_num(p) {
             Some(v) => e.push_str(&number(v)),
@@ -466,6 +473,10 @@ impl Printer<'_> {
     fn power(&self, b: Id, e: f64, min: Prec, out: &mut String) {
         if e == 1.0 {
             self.at(b, min, out);
+        } else if e == 0.5 {
+            out.push_str(r"\sqrt{");
+            self.at(b, Prec::Add, out);
+            out.push('}');
         } else {
             let p = number(e);
             if matches!(self.g.node(b), Node::Call(Func::Norm2 | Func::Norm1, _)) {
@@ -575,9 +586,9 @@ impl Printer<'_> {
     fn hadamard(&self, factors: &[Id], out: &mut String) {
         let g = self.g;
         let factors = g.had_factors(factors, |_| true);
-        let (den, num): (Vec<Id>, Vec<Id>) = factors
-            .iter()
-            .partition(|&&x| matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0)));
+        let (den, num): (Vec<Id>, Vec<Id>) = factors.iter().partition(
+            |&&x| matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p).is_some_and(|e| e < 0.0)),
+        );
         if num.is_empty() {
             out.push('1');
         }
@@ -588,9 +599,14 @@ impl Printer<'_> {
             self.at(x, Prec::Pow, out);
         }
         for &x in &den {
-            if let Node::EPow([u, _]) = g.node(x) {
+            if let Node::EPow([u, p]) = g.node(x) {
                 out.push_str(r" \oslash ");
-                self.at(*u, Prec::Pow, out);
+                let e = -g.as_num(*p).unwrap_or(-1.0);
+                if e == 1.0 {
+                    self.at(*u, Prec::Pow, out);
+                } else {
+                    self.sup(*u, &format!(r"\circ {}", number(e)), out);
+                }
             }
         }
     }

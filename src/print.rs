@@ -136,8 +136,12 @@ pub fn names_within(g: &Graph, root: Id, max_depth: u32) -> HashMap<Id, String> 
             .iter()
             .fold(own.max(1), |acc, c| acc.saturating_add(size[c]));
         let k = uses.get(&id).copied().unwrap_or(0);
-        let worth =
-            k >= 2 && s >= 4 && k.saturating_mul(s) >= k.saturating_add(s).saturating_add(2);
+        // A name for `1/gamma` or `x'` would save nothing a reader cares about.
+        let trivial = d <= 2 && s <= 4;
+        let worth = k >= 2
+            && !trivial
+            && s >= 4
+            && k.saturating_mul(s) >= k.saturating_add(s).saturating_add(2);
         let deep = d > max_depth && id != root;
         if (worth || deep) && !matches!(g.node(id), Node::Num(_) | Node::Sym(_)) {
             named.push(id);
@@ -379,6 +383,7 @@ impl Printer<'_> {
             }
             Node::Had(_) => Prec::Mul,
             Node::Pow([_, p]) if g.as_num(*p).is_some_and(|e| e < 0.0) => Prec::Mul,
+            Node::Pow([_, p]) if g.as_num(*p) == Some(0.5) => Prec::Atom,
             Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0) => Prec::Mul,
             Node::Pow(_) | Node::EPow(_) => Prec::Pow,
             Node::Transpose(_) => Prec::Postfix,
@@ -426,6 +431,7 @@ impl Printer<'_> {
                     out.push_str("1/");
                     self.power(*b, -e, "^", out);
                 }
+                Some(0.5) => self.sqrt(*b, out),
                 _ => {
                     self.at(*b, Prec::Postfix, out);
                     out.push('^');
@@ -462,6 +468,13 @@ impl Printer<'_> {
         }
     }
 
+    /// `s^0.5` as `sqrt(s)`.
+    fn sqrt(&self, b: Id, out: &mut String) {
+        out.push_str("sqrt(");
+        self.expr(b, out);
+        out.push(')');
+    }
+
     fn exponent(&self, p: Id, out: &mut String) {
         match self.g.as_num(p) {
             Some(e) => out.push_str(&format_num(e)),
@@ -473,6 +486,8 @@ impl Printer<'_> {
     fn power(&self, b: Id, e: f64, op: &str, out: &mut String) {
         if e == 1.0 {
             self.at(b, Prec::Pow, out);
+        } else if e == 0.5 && op == "^" {
+            self.sqrt(b, out);
         } else {
             self.at(b, Prec::Postfix, out);
             out.push_str(op);
@@ -571,9 +586,10 @@ impl Printer<'_> {
         let g = self.g;
         // A long product kept whole inside another (see `BLOCK`) prints as part of it.
         let factors = g.had_factors(factors, |x| !self.names.contains_key(&x));
+        // Negative powers divide: `x./h.^2`.
         let (den, num): (Vec<Id>, Vec<Id>) = factors.iter().partition(|&&x| {
             !self.names.contains_key(&x)
-                && matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p) == Some(-1.0))
+                && matches!(g.node(x), Node::EPow([_, p]) if g.as_num(*p).is_some_and(|e| e < 0.0))
         });
         if num.is_empty() {
             out.push('1');
@@ -585,9 +601,16 @@ impl Printer<'_> {
             self.at(x, Prec::Pow, out);
         }
         for &x in &den {
-            if let Node::EPow([u, _]) = g.node(x) {
+            if let Node::EPow([u, p]) = g.node(x) {
                 out.push_str("./");
-                self.at(*u, Prec::Pow, out);
+                let e = -g.as_num(*p).unwrap_or(-1.0);
+                if e == 1.0 {
+                    self.at(*u, Prec::Pow, out);
+                } else {
+                    self.at(*u, Prec::Postfix, out);
+                    out.push_str(".^");
+                    out.push_str(&format_num(e));
+                }
             }
         }
     }

@@ -31,6 +31,11 @@ pub(crate) const CALL_RULES: &[CallRule] = &[
         apply: softplus_zero,
     },
     CallRule {
+        name: "sqrt-scalar",
+        example: ("sqrt(alpha)^3*sqrt(alpha)", "alpha^2"),
+        apply: sqrt_scalar,
+    },
+    CallRule {
         name: "scalar-argument",
         example: (
             "sum(alpha) + tr(beta) + norm2(gamma)",
@@ -150,6 +155,12 @@ fn softplus_zero(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
     }
     let two = g.num(2.0);
     Some(g.call(Func::Log, two))
+}
+
+/// The square root of a 1×1 value is its power 1/2, so that powers of one base
+/// combine: `sqrt(s)^3/s` is `s^0.5`.
+fn sqrt_scalar(g: &mut Graph, f: Func, u: Id) -> Option<Id> {
+    (f == Func::Sqrt && g.is_scalar(u) && g.as_num(u).is_none()).then(|| g.powf(u, 0.5))
 }
 
 /// Functions of a 1×1 argument: `sum(s)` is s, `norm2(s)` is `abs(s)`, `inv(s)` is
@@ -601,6 +612,14 @@ pub(crate) const FACTORINGS: &[Factoring] = &[
         apply: common_scalar,
     },
     Factoring {
+        name: "common-elementwise",
+        example: (
+            "exp(x).*cos(x) + exp(x).*sin(x)",
+            "exp(x).*(cos(x) + sin(x))",
+        ),
+        apply: common_elementwise,
+    },
+    Factoring {
         name: "expand-elementwise",
         example: ("sigmoid(x).*(1 - y) - y.*sigmoid(-x)", "sigmoid(x) - y"),
         apply: expand_elementwise,
@@ -648,6 +667,81 @@ fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     factors.extend(common);
     factors.push(inner);
     Some(g.mul(&factors))
+}
+
+/// The elementwise factors of a term and what multiplies them: `2*alpha*(u.*v)` is
+/// (2*alpha, [u, v]); a term that is no elementwise product is one factor.
+fn elementwise_factors(g: &mut Graph, t: Id) -> (Vec<Id>, Vec<Id>) {
+    let p = g.parts(t);
+    let mut front = vec![g.num(p.coef)];
+    front.extend(p.scalars);
+    match p.chain.as_slice() {
+        [one] => match g.node(*one) {
+            Node::Had(fs) => {
+                let fs = fs.to_vec();
+                (front, g.had_factors(&fs, |_| true))
+            }
+            _ => (front, vec![*one]),
+        },
+        _ => (vec![], vec![t]),
+    }
+}
+
+/// `u.*v + u.*w` → `u.*(v + w)`: the elementwise factor most terms share comes out of
+/// them.
+fn common_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
+    if terms.len() < 2 || terms.iter().all(|&t| g.is_scalar(t)) {
+        return None;
+    }
+    let split: Vec<(Vec<Id>, Vec<Id>)> = terms.iter().map(|&t| elementwise_factors(g, t)).collect();
+    // The factor in the most terms (the first such, for a stable choice).
+    let mut count: std::collections::HashMap<Id, usize> = std::collections::HashMap::new();
+    let mut order: Vec<Id> = Vec::new();
+    for (_, fs) in &split {
+        let mut seen: Vec<Id> = Vec::new();
+        for &f in fs {
+            if g.is_scalar(f) || seen.contains(&f) {
+                continue;
+            }
+            seen.push(f);
+            let c = count.entry(f).or_insert(0);
+            if *c == 0 {
+                order.push(f);
+            }
+            *c += 1;
+        }
+    }
+    let most = order.iter().map(|f| count[f]).max()?;
+    if most < 2 {
+        return None;
+    }
+    let best = order.iter().copied().find(|f| count[f] == most)?;
+    let mut rests = Vec::new();
+    let mut others = Vec::new();
+    for ((front, fs), &t) in split.into_iter().zip(terms) {
+        match fs.iter().position(|&f| f == best) {
+            Some(i) if fs.len() > 1 || !front.is_empty() => {
+                let mut rest: Vec<Id> = fs;
+                rest.remove(i);
+                let h = if rest.is_empty() {
+                    g.num(1.0)
+                } else {
+                    g.had(&rest)
+                };
+                let mut factors = front;
+                factors.push(h);
+                rests.push(g.mul(&factors));
+            }
+            _ => others.push(t),
+        }
+    }
+    if rests.len() < 2 {
+        return None;
+    }
+    let inner = g.add(&rests);
+    let inner = g.factor_sum(inner);
+    others.push(g.had(&[best, inner]));
+    Some(g.add(&others))
 }
 
 /// The most monomials [`expand_elementwise`] writes out.
