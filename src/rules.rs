@@ -626,47 +626,94 @@ pub(crate) const FACTORINGS: &[Factoring] = &[
     },
 ];
 
-/// `h*A + h*B` → `h*(A + B)`, `A/2 + B/2` → `(A + B)/2`: the 1×1 factors every term
-/// has, and a coefficient they share, come out of the sum.
+/// `h*A + h*B + C` → `h*(A + B) + C`, `A/2 + B/2` → `(A + B)/2`: the 1×1 factor
+/// most terms have comes out of them; a coefficient all terms share comes out of all.
 fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     if terms.len() < 2 {
         return None;
     }
     let parts: Vec<crate::simplify::Parts> = terms.iter().map(|&t| g.parts(t)).collect();
-    let mut common: Vec<Id> = Vec::new();
-    for &s in &parts[0].scalars {
-        if !common.contains(&s) && parts.iter().all(|p| p.scalars.contains(&s)) {
-            common.push(s);
-        }
-    }
     let c0 = parts[0].coef.abs();
     let coef = if c0 != 1.0 && c0 != 0.0 && parts.iter().all(|p| p.coef.abs() == c0) {
         c0
     } else {
         1.0
     };
-    if common.is_empty() && coef == 1.0 {
+    // The 1×1 factor in the most terms (the first such, for a stable choice).
+    let mut count: std::collections::HashMap<Id, usize> = std::collections::HashMap::new();
+    let mut order: Vec<Id> = Vec::new();
+    for p in &parts {
+        let mut seen: Vec<Id> = Vec::new();
+        for &s in &p.scalars {
+            if seen.contains(&s) {
+                continue;
+            }
+            seen.push(s);
+            let c = count.entry(s).or_insert(0);
+            if *c == 0 {
+                order.push(s);
+            }
+            *c += 1;
+        }
+    }
+    let most = order.iter().map(|s| count[s]).max().unwrap_or(0);
+    let shared = (most >= 2)
+        .then(|| order.iter().copied().find(|s| count[s] == most))
+        .flatten();
+    if shared.is_none() && coef == 1.0 {
         return None;
     }
-    let mut rests = Vec::with_capacity(parts.len());
-    for p in parts {
+    let mut inside = Vec::new();
+    let mut outside = Vec::new();
+    for (p, &t) in parts.into_iter().zip(terms) {
+        let has = shared.is_none_or(|s| p.scalars.contains(&s));
+        if !has {
+            outside.push(g.scale(1.0 / coef, t));
+            continue;
+        }
         let mut factors = vec![g.num(p.coef / coef)];
-        let mut taken = vec![false; common.len()];
+        let mut taken = false;
         for s in p.scalars {
-            match common.iter().position(|&c| c == s) {
-                Some(i) if !taken[i] => taken[i] = true,
-                _ => factors.push(s),
+            if Some(s) == shared && !taken {
+                taken = true;
+            } else {
+                factors.push(s);
             }
         }
         factors.extend(p.chain);
-        rests.push(g.mul(&factors));
+        inside.push(g.mul(&factors));
     }
-    let inner = g.add(&rests);
+    let inner = g.add(&inside);
     let inner = g.factor_sum(inner);
-    let mut factors = vec![g.num(coef)];
-    factors.extend(common);
+    let mut factors: Vec<Id> = shared.into_iter().collect();
     factors.push(inner);
-    Some(g.mul(&factors))
+    outside.push(g.mul(&factors));
+    let sum = g.add(&outside);
+    let sum = g.factor_sum(sum);
+    Some(g.scale(coef, sum))
+}
+
+/// The factors of an elementwise product with small whole powers written out:
+/// `u.*v.^2` is [u, v, v]; anything else is itself.
+fn power_factors(g: &Graph, t: Id) -> Vec<Id> {
+    let fs = match g.node(t) {
+        Node::Had(_) => g.had_factors(std::slice::from_ref(&t), |_| true),
+        _ => vec![t],
+    };
+    let mut out = Vec::with_capacity(fs.len());
+    for f in fs {
+        match *g.node(f) {
+            Node::EPow([b, p])
+                if g.as_num(p)
+                    .is_some_and(|e| (2.0..=4.0).contains(&e) && e.fract() == 0.0) =>
+            {
+                let k = g.as_num(p).unwrap_or(1.0) as usize;
+                out.extend(std::iter::repeat_n(b, k));
+            }
+            _ => out.push(f),
+        }
+    }
+    out
 }
 
 /// The elementwise factors of a term and what multiplies them: `2*alpha*(u.*v)` is
@@ -676,13 +723,7 @@ fn elementwise_factors(g: &mut Graph, t: Id) -> (Vec<Id>, Vec<Id>) {
     let mut front = vec![g.num(p.coef)];
     front.extend(p.scalars);
     match p.chain.as_slice() {
-        [one] => match g.node(*one) {
-            Node::Had(fs) => {
-                let fs = fs.to_vec();
-                (front, g.had_factors(&fs, |_| true))
-            }
-            _ => (front, vec![*one]),
-        },
+        [one] => (front, power_factors(g, *one)),
         _ => (vec![], vec![t]),
     }
 }
@@ -839,10 +880,15 @@ fn expand(g: &mut Graph, t: Id) -> Option<Vec<(f64, Vec<Id>)>> {
                     .collect(),
             )
         }
-        Node::Had(fs) => {
+        Node::Had(_) | Node::EPow(_) => {
+            let fs = power_factors(g, t);
             let mut out: Vec<(f64, Vec<Id>)> = vec![(1.0, Vec::new())];
             for f in fs.iter() {
-                let e = expand(g, *f)?;
+                let e = if fs.len() == 1 {
+                    atom(*f)?
+                } else {
+                    expand(g, *f)?
+                };
                 if out.len() * e.len() > MAX_MONOMIALS {
                     return None;
                 }

@@ -1017,8 +1017,25 @@ impl Graph {
     }
 
     /// The parts of a product with the long chains in it opened up.
-    fn open_parts(&self, t: Id) -> Parts {
+    /// A transposed product is opened too, `(A*x)'` as `x'*A'`, so that it factors with
+    /// `x'*B`.
+    fn open_parts(&mut self, t: Id) -> Parts {
         let mut p = self.parts(t);
+        if let [one] = p.chain.as_slice()
+            && let Node::Transpose(m) = *self.node(*one)
+            && matches!(self.node(m), Node::Mul(_))
+        {
+            let q = self.parts(m);
+            if q.chain.len() >= 2 {
+                p.coef *= q.coef;
+                p.scalars.extend(q.scalars);
+                let mut rev = Vec::with_capacity(q.chain.len());
+                for &f in q.chain.iter().rev() {
+                    rev.push(self.t(f));
+                }
+                p.chain = rev;
+            }
+        }
         if p.chain.iter().any(|&c| self.is_chain_block(c)) {
             p.chain = self.mul_factors(&p.chain, |_| true);
         }
@@ -1026,7 +1043,7 @@ impl Graph {
     }
 
     /// The outermost matrix factor of a term on one side, if it has one.
-    fn edge(&self, t: Id, side: Side) -> Option<Id> {
+    fn edge(&mut self, t: Id, side: Side) -> Option<Id> {
         let p = self.open_parts(t);
         match side {
             Side::Right => p.chain.last().copied(),
