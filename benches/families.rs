@@ -1,5 +1,6 @@
 //! Scale benchmarks: `jacob diff` end to end (parse, differentiate, simplify, print)
-//! on five families of deep expressions at N = 10, 100 and 1,000.
+//! on five families of deep expressions at N = 10, 100 and 1,000, and `jacob hess` on
+//! the families with a vector variable.
 //!
 //! Run with `cargo bench --bench families`. The library recurses in a few places on
 //! deep input, so the whole benchmark runs on a thread with a 1 GiB stack, as the
@@ -73,14 +74,22 @@ const FAMILIES: [Family; 6] = [
     ("quadratic_forms_by_x", "x", quadratic_forms),
 ];
 
-/// Runs `jacob diff EXPR --wrt V` through the library; returns the exit code and the
+/// The families whose Hessian is benchmarked (by a vector).
+const HESSIAN_FAMILIES: [Family; 4] = [
+    ("hess_affine_chain_by_x", "x", affine_chain),
+    ("hess_tanh_network_by_x", "x", tanh_network),
+    ("hess_relu_loss_by_x", "x", relu_loss),
+    ("hess_quadratic_forms_by_x", "x", quadratic_forms),
+];
+
+/// Runs `jacob COMMAND EXPR --wrt V` through the library; returns the exit code and the
 /// length of standard output.
-fn diff(expr: &str, var: &str) -> (i32, usize) {
+fn run(command: &str, expr: &str, var: &str) -> (i32, usize) {
     let mut stdin = Cursor::new(Vec::new());
     let mut out = Vec::new();
     let mut err = Vec::new();
     let code = jacob::run(
-        ["jacob", "diff", expr, "--wrt", var],
+        ["jacob", command, expr, "--wrt", var],
         &mut stdin,
         &mut out,
         &mut err,
@@ -89,7 +98,9 @@ fn diff(expr: &str, var: &str) -> (i32, usize) {
 }
 
 fn families(c: &mut Criterion) {
-    for (name, var, build) in FAMILIES {
+    let diffs = FAMILIES.iter().map(|f| ("diff", f));
+    let hessians = HESSIAN_FAMILIES.iter().map(|f| ("hess", f));
+    for (command, &(name, var, build)) in diffs.chain(hessians) {
         let mut group = c.benchmark_group(name);
         group
             .sample_size(10)
@@ -98,10 +109,10 @@ fn families(c: &mut Criterion) {
         for n in SIZES {
             let expr = build(n);
             // Once per case, outside the timed loop: the derivative must succeed.
-            let (code, _) = diff(&expr, var);
-            assert_eq!(code, 0, "jacob diff failed on {name} at N = {n}");
+            let (code, _) = run(command, &expr, var);
+            assert_eq!(code, 0, "jacob {command} failed on {name} at N = {n}");
             group.bench_with_input(BenchmarkId::from_parameter(n), &expr, |b, e| {
-                b.iter(|| diff(black_box(e), var))
+                b.iter(|| run(command, black_box(e), var))
             });
         }
         group.finish();

@@ -3,15 +3,15 @@
 //! person would write it.
 //!
 //! Canonical form, enforced as nodes are built:
-//! - sums are flat, like terms collected (`A*x + A*x` → `2*A*x`), zeros dropped;
+//! - sums are flat, like terms collected (`A*x + A*x` → `2*A*x`), zeros dropped; terms
+//!   that cancel leave a zero or a broadcast of their shape, never the bare scalar;
 //! - products are flat, numbers folded into one leading coefficient, 1×1 factors
-//!   gathered in front with their powers combined, identities dropped,
-//!   `diag(u)*v` → `u.*v`; a product is stored in whichever orientation (`x'*A'` or
-//!   `(A*x)'`) is cheaper;
+//!   gathered in front with their powers combined, identities dropped (a product that
+//!   cancels to nothing is the identity of its size), `diag(u)*v` → `u.*v`; a product
+//!   is stored in whichever orientation (`x'*A'` or `(A*x)'`) is cheaper;
 //! - `.*` pulls scalars out and drops `ones`; transposes cancel and vanish on
 //!   symmetric and 1×1 values;
-//! - a handful of identities: `log(det(A))` → `logdet(A)`,
-//!   `log(1 + exp(u))` → `softplus(u)`, `log(exp(u))` → `u`, `inv(inv(A))` → `A`, …
+//! - the named identities of [`crate::rules`] for calls and sums.
 //!
 //! "Shorter" is [`Graph::cost`], the size of the printed expression.
 
