@@ -10,10 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const EXAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/examples/derivatives.tsv"
-);
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/derivatives.tsv");
 const KATEX_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/katex");
 
 /// More expressions, as `command`, `expr`, `wrt` ("" for none), extra flags: together
@@ -186,7 +183,9 @@ fn skip(missing: Option<String>, what: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("CI is set but {what} cannot run: {why}");
     }
-    eprintln!("note: skipping the {what} check: {why}");
+    // Written to the process's standard error, not through `eprintln!`, so that the
+    // note shows under `cargo test` without `--nocapture`.
+    let _ = writeln!(std::io::stderr(), "note: skipping the {what} check: {why}");
     true
 }
 
