@@ -759,25 +759,19 @@ mod tests {
         CheckArgs {
             common: CommonArgs {
                 expr: expr.into(),
-                scalar: vec![],
-                vector: vec![],
-                matrix: vec![],
-                symmetric: vec![],
-                dim: vec![],
-                format: Format::Text,
-                seed: 1,
+                ..CommonArgs::default()
             },
             wrt: wrt.into(),
-            layout: LayoutArg::Mixed,
-            claim: None,
-            points: 3,
-            tol: 1e-5,
+            ..CheckArgs::default()
         }
     }
 
+    fn config(a: &CheckArgs) -> Result<Config, Error> {
+        crate::cli::Command::Check(a.clone()).config()
+    }
+
     fn go(a: &CheckArgs) -> Result<Answer, Error> {
-        let config = Config::from_args(&a.common)?;
-        check(a, &config, &a.common.expr)
+        check(a, &config(a)?, &a.common.expr)
     }
 
     fn agrees(a: &CheckArgs) -> Answer {
@@ -836,7 +830,7 @@ mod tests {
             ("tr(B + norm1(u)*I)", "u"),
         ] {
             let a = args(e, v);
-            let config = Config::from_args(&a.common).unwrap();
+            let config = config(&a).unwrap();
             let planted = check_with(&a, &config, e, &planted).unwrap();
             assert!(
                 planted.disagrees,

@@ -1,7 +1,7 @@
 //! Runs a command: reads the expression(s), calls the stages, writes the answer.
 //! The only module that touches standard input, output and error.
 
-use crate::cli::{Cli, Command, CommonArgs, Config, DiffArgs, EvalArgs, Format};
+use crate::cli::{Cli, Command, Config, EvalArgs, Format, LayoutArg};
 use crate::diff::{self, Layout};
 use crate::error::{Error, ExprError, Span};
 use crate::eval::{self, Env};
@@ -51,13 +51,15 @@ where
             return code;
         }
     };
-    let common = match &cli.command {
-        Command::Diff(a) | Command::Hess(a) => &a.common,
-        Command::Simplify(a) | Command::Shape(a) => a,
-        Command::Eval(a) => &a.common,
-        Command::Check(a) => &a.common,
+    match &cli.command {
+        Command::Completions(a) => return completions(a.shell, stdout),
+        Command::Man(a) => return manual(a.command.as_deref(), stdout, stderr),
+        _ => {}
+    }
+    let Some(common) = cli.command.common() else {
+        return 0;
     };
-    let config = match Config::from_args(common) {
+    let config = match cli.command.config() {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
@@ -172,12 +174,34 @@ fn shown(message: &str) -> String {
 /// Runs one command on one expression.
 pub fn answer(command: &Command, config: &Config, text: &str) -> Result<Answer, Error> {
     match command {
-        Command::Diff(a) => differentiate(a, config, text, false),
-        Command::Hess(a) => differentiate(a, config, text, true),
-        Command::Simplify(a) => simplify(a, config, text),
+        Command::Diff(a) => {
+            let what = Derivative {
+                wrt: &a.wrt,
+                layout: a.layout,
+                explain: a.explain,
+                equation: a.equation,
+                hessian: false,
+            };
+            differentiate(&what, config, text)
+        }
+        Command::Hess(a) => {
+            let what = Derivative {
+                wrt: &a.wrt,
+                layout: LayoutArg::Mixed,
+                explain: false,
+                equation: a.equation,
+                hessian: true,
+            };
+            differentiate(&what, config, text)
+        }
+        Command::Simplify(_) => simplify(config, text),
         Command::Shape(_) => shape(config, text),
         Command::Eval(a) => evaluate(a, config, text),
         Command::Check(a) => crate::check::check(a, config, text),
+        Command::Completions(_) | Command::Man(_) => Err(Error::Usage(format!(
+            "`{}` takes no expression",
+            command.name()
+        ))),
     }
 }
 
@@ -240,12 +264,17 @@ pub fn variable(
     })
 }
 
-fn differentiate(
-    a: &DiffArgs,
-    config: &Config,
-    text: &str,
+/// What `diff` or `hess` is asked for.
+struct Derivative<'a> {
+    wrt: &'a str,
+    layout: LayoutArg,
+    explain: bool,
+    equation: bool,
     hessian: bool,
-) -> Result<Answer, Error> {
+}
+
+fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, Error> {
+    let hessian = a.hessian;
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
@@ -329,7 +358,7 @@ fn equation(
     crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
 }
 
-fn simplify(_a: &CommonArgs, config: &Config, text: &str) -> Result<Answer, Error> {
+fn simplify(config: &Config, text: &str) -> Result<Answer, Error> {
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let s = g.simplify(parsed.root, true);
@@ -503,4 +532,49 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
         notes,
         ..Answer::default()
     })
+}
+
+/// `jacob completions SHELL`: the completion script on standard output.
+fn completions(shell: clap_complete::Shell, stdout: &mut dyn Write) -> i32 {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "jacob", stdout);
+    0
+}
+
+/// `jacob man [COMMAND]`: the manual page, jacob(1) or jacob-COMMAND(1), as roff.
+fn manual(of: Option<&str>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let mut jacob = <Cli as clap::CommandFactory>::command();
+    jacob.build();
+    let page = match of {
+        None => jacob,
+        Some(name) => match jacob.find_subcommand(name) {
+            Some(sub) => {
+                let (title, bin) = match name {
+                    "diff" => ("jacob-diff", "jacob diff"),
+                    "hess" => ("jacob-hess", "jacob hess"),
+                    "simplify" => ("jacob-simplify", "jacob simplify"),
+                    "shape" => ("jacob-shape", "jacob shape"),
+                    "eval" => ("jacob-eval", "jacob eval"),
+                    "check" => ("jacob-check", "jacob check"),
+                    "completions" => ("jacob-completions", "jacob completions"),
+                    _ => ("jacob-man", "jacob man"),
+                };
+                sub.clone()
+                    .name(title)
+                    .bin_name(bin)
+                    .version(env!("CARGO_PKG_VERSION"))
+            }
+            None => {
+                let _ = writeln!(stderr, "error: jacob has no command `{name}`");
+                return 2;
+            }
+        },
+    };
+    match clap_mangen::Man::new(page).render(stdout) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: cannot write the manual page: {e}");
+            2
+        }
+    }
 }
