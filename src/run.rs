@@ -278,7 +278,7 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
-    let var = variable(&mut g, config, &parsed, text, &a.wrt, &mut answer.notes)?;
+    let var = variable(&mut g, config, &parsed, text, a.wrt, &mut answer.notes)?;
     let f = g.simplify(parsed.root, false);
     let layout: Layout = a.layout.into();
     let d = if hessian {
