@@ -805,6 +805,74 @@ pub fn default_kind(name: &str) -> Kind {
     }
 }
 
+/// The candidates nearest to `name` by edit distance (Damerau–Levenshtein, ignoring
+/// case; ties go to names of the same case, then to fewer edits with case), if near
+/// enough to be a likely typo: one edit for names of up to four characters, two for
+/// longer ones, and fewer edits than the name has characters unless both are one
+/// character long (`z` → `x`). Several when they are equally near (`W3` → `W1`, `W2`).
+pub(crate) fn nearest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    let upper = |s: &str| s.starts_with(|c: char| c.is_ascii_uppercase());
+    let mut ranked: Vec<((usize, bool, usize), &str)> = candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| {
+            let d = strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase());
+            let key = (
+                d,
+                upper(c) != upper(name),
+                strsim::damerau_levenshtein(name, c),
+            );
+            (key, c)
+        })
+        .filter(|((d, _, _), c)| {
+            let allowed = if name.len() <= 4 { 1 } else { 2 };
+            *d <= allowed && (*d < name.len() || (name.len() == 1 && c.len() == 1))
+        })
+        .collect();
+    ranked.sort();
+    ranked.dedup_by(|a, b| a.1 == b.1);
+    let best = ranked.first().map(|(k, _)| *k);
+    ranked
+        .into_iter()
+        .take_while(|(k, _)| Some(*k) == best)
+        .take(3)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// `` `a` ``, `` `a` or `b` ``, `` `a`, `b` or `c` ``.
+pub(crate) fn either(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The end of a message about a name that is not a symbol of the expression: the
+/// nearest symbol, `; did you mean `x`?`, or else the list of its symbols.
+pub(crate) fn symbol_hint(graph: &Graph, name: &str) -> String {
+    let names: Vec<&str> = graph
+        .symbols()
+        .map(|(_, info)| info.name.as_str())
+        .collect();
+    let near = nearest(name, names.iter().copied());
+    match near.as_slice() {
+        [_, ..] => format!("; did you mean {}?", either(&near)),
+        [] if names.is_empty() => "; the expression has no symbols".to_string(),
+        [] => {
+            let list: Vec<String> = names.iter().take(12).map(|n| format!("`{n}`")).collect();
+            let more = if names.len() > 12 { ", …" } else { "" };
+            format!("; its symbols are {}{more}", list.join(", "))
+        }
+    }
+}
+
 /// The error for `name(…)` where `name` is not a function. `args` is the text of the
 /// parenthesized arguments, `(x)`, and `count` how many there are.
 fn unknown_function(

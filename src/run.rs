@@ -208,19 +208,13 @@ pub fn answer(command: &Command, config: &Config, text: &str) -> Result<Answer, 
 /// Parses `text` into a fresh graph; errors carry the text for the caret.
 pub fn parse_text(g: &mut Graph, config: &Config, text: &str) -> Result<Parsed, Error> {
     let parsed = parse::parse(text, g, &config.kinds).map_err(|e| Error::in_expr(e, text))?;
-    // Declarations of names the expression does not use still fix their kinds.
+    // Every command checks `--dim` against the expression, whether it computes or not.
+    numeric::apply_dims(g, &mut Env::default(), &config.dims)?;
     Ok(parsed)
 }
 
 /// Resolves `--wrt` to a symbol of the expression.
-pub fn variable(
-    g: &mut Graph,
-    config: &Config,
-    parsed: &Parsed,
-    text: &str,
-    wrt: &str,
-    notes: &mut Vec<String>,
-) -> Result<Symbol, Error> {
+pub fn variable(g: &Graph, parsed: &Parsed, text: &str, wrt: &str) -> Result<Symbol, Error> {
     let wrt = wrt.trim();
     if wrt.is_empty() {
         return Err(Error::Usage(
@@ -251,15 +245,10 @@ pub fn variable(
     Ok(match g.lookup(wrt) {
         Some(s) => s,
         None => {
-            notes.push(format!(
-                "`{wrt}` does not appear in the expression, so the derivative is 0"
-            ));
-            let kind = config
-                .kinds
-                .get(wrt)
-                .copied()
-                .unwrap_or_else(|| parse::default_kind(wrt));
-            g.declare(wrt, kind)
+            return Err(Error::Usage(format!(
+                "--wrt `{wrt}` is not a symbol of the expression{}",
+                parse::symbol_hint(g, wrt)
+            )));
         }
     })
 }
@@ -278,7 +267,7 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
-    let var = variable(&mut g, config, &parsed, text, a.wrt, &mut answer.notes)?;
+    let var = variable(&g, &parsed, text, a.wrt)?;
     let f = g.simplify(parsed.root, false);
     let layout: Layout = a.layout.into();
     let d = if hessian {
