@@ -469,6 +469,19 @@ impl<'a> Builder<'a> {
             let exp_scalar = dims.unify(se.rows, Dim::One) && dims.unify(se.cols, Dim::One);
             let mut names = DimNames::default();
             if !exp_scalar {
+                // `x^T` is how papers write a transpose.
+                if self.text(acc.span) == "T" {
+                    let b = self.text(base.span);
+                    let b = if Self::is_operand_text(&b) {
+                        b
+                    } else {
+                        format!("({b})")
+                    };
+                    return Err(ExprError::new(
+                        format!("`{op}T` is not a transpose in jacob: write `{b}'`"),
+                        Span::new(op_span.start, acc.span.end),
+                    ));
+                }
                 let e = self.describe(&mut names, acc);
                 return Err(ExprError::new(
                     format!("the exponent {e} of `{op}` must be a scalar"),
@@ -497,6 +510,13 @@ impl<'a> Builder<'a> {
             };
         }
         Ok(Operand { id: acc.id, span })
+    }
+
+    /// True for text that stays one operand when something is appended to it: a name,
+    /// a number, a call or a parenthesized group.
+    fn is_operand_text(text: &str) -> bool {
+        let toks = tokens(text);
+        !toks.is_empty() && operand_after(text, &toks, 0).is_some_and(|o| o.len() == text.len())
     }
 
     fn postfixed(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
@@ -875,6 +895,10 @@ pub(crate) fn symbol_hint(graph: &Graph, name: &str) -> String {
 
 /// The error for `name(…)` where `name` is not a function. `args` is the text of the
 /// parenthesized arguments, `(x)`, and `count` how many there are.
+///
+/// In order: a symbol of the expression before parentheses is a product (`A(x)`); a
+/// function of another tool gets jacob's spelling ([`other_spelling`]); a near
+/// misspelling gets the nearest function; anything else gets the list of functions.
 fn unknown_function(
     name: &str,
     span: Span,
@@ -882,30 +906,121 @@ fn unknown_function(
     args: &str,
     count: usize,
 ) -> ExprError {
-    let lower = name.to_ascii_lowercase();
-    let close = FUNCTION_NAMES
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(["kron", "vector", "matrix"])
-        .map(|c| (strsim::damerau_levenshtein(&lower, c), c))
-        .min()
-        .filter(|(d, _)| {
-            let allowed = if name.len() <= 4 { 1 } else { 2 };
-            *d <= allowed && *d < name.len()
-        });
+    let known = function_list();
+    let close = nearest(name, known.iter().copied());
     let multiply = if count == 1 && args.chars().count() <= HINT_CHARS {
         format!("; to multiply, write `{name}*{args}`")
     } else {
         "; to multiply, write `*` before `(`".to_string()
     };
-    let message = match close {
-        Some((_, suggestion)) if !is_symbol => {
-            format!("unknown function `{name}`; did you mean `{suggestion}`?")
+    // The arguments without their parentheses, when short enough to quote.
+    let inner = args
+        .strip_prefix('(')
+        .and_then(|a| a.strip_suffix(')'))
+        .map(str::trim)
+        .filter(|a| a.chars().count() <= HINT_CHARS && !a.is_empty());
+    let message = if is_symbol {
+        format!("`{name}` is not a function{multiply}")
+    } else if let Some(hint) = other_spelling(name, inner, count) {
+        format!("`{name}` is not a function in jacob: {hint}")
+    } else if !close.is_empty() {
+        format!(
+            "unknown function `{name}`; did you mean {}?",
+            either(&close)
+        )
+    } else {
+        // A capital or one-letter name reads as a symbol: a product was meant.
+        let symbol_like = name.len() == 1 || name.starts_with(|c: char| c.is_ascii_uppercase());
+        let list = format!("; the functions are {}", known.join(" "));
+        match (symbol_like, count == 1) {
+            (true, true) => format!("`{name}` is not a function{multiply}"),
+            (false, true) => format!("`{name}` is not a function{list}{multiply}"),
+            _ => format!("unknown function `{name}`{list}"),
         }
-        _ if is_symbol || count == 1 => format!("`{name}` is not a function{multiply}"),
-        _ => format!("unknown function `{name}`"),
     };
     ExprError::new(message, span)
+}
+
+/// Every name jacob calls like a function, in the order of the README.
+pub(crate) fn function_list() -> Vec<&'static str> {
+    FUNCTION_NAMES
+        .iter()
+        .map(|(n, _)| *n)
+        .chain([
+            "kron", "rows", "cols", "eye", "ones", "zeros", "vector", "matrix",
+        ])
+        .collect()
+}
+
+/// How jacob writes a function that other tools (NumPy, MATLAB, SymPy, PyTorch) spell
+/// `name`, with its argument `arg` (`None` when long or absent) filled in.
+fn other_spelling(name: &str, arg: Option<&str>, count: usize) -> Option<String> {
+    let a = arg.unwrap_or("u");
+    // An argument as an operand of a postfix or a product: `A'`, `(A*B)'`.
+    let operand = |a: &str| {
+        if a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            a.to_string()
+        } else {
+            format!("({a})")
+        }
+    };
+    let rename = |to: &str| format!("write `{to}({a})`");
+    // Two arguments, split at the top-level comma: `dot(a, b)`.
+    let (p, q) = arg
+        .and_then(|a| {
+            let mut depth = 0i32;
+            let comma = a.char_indices().find(|&(_, c)| {
+                depth += i32::from(c == '(') - i32::from(c == ')');
+                c == ',' && depth == 0
+            })?;
+            Some((a[..comma.0].trim(), a[comma.0 + 1..].trim()))
+        })
+        .unwrap_or(("a", "b"));
+    // `Trace` as well as `trace`, but a one-letter name is a symbol's.
+    let key = if name.len() > 1 {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_string()
+    };
+    Some(match key.as_str() {
+        "trace" => rename("tr"),
+        "transpose" => format!("a transpose is a postfix `'`: write `{}'`", operand(a)),
+        "mean" | "avg" | "average" => {
+            let m = operand(a);
+            format!(
+                "write `sum({a})/rows({a})` for a vector, `sum({a})/(rows({m})*cols({m}))` for a matrix"
+            )
+        }
+        "max" | "maximum" | "amax" => format!(
+            "`relu({a})` is the elementwise max({a}, 0), and `logsumexp({a})` a smooth maximum"
+        ),
+        "min" | "minimum" | "amin" => format!(
+            "`-relu(-{m})` is the elementwise min({a}, 0), and `-logsumexp(-{m})` a smooth minimum",
+            m = operand(a)
+        ),
+        "ln" => rename("log"),
+        "norm" | "fro" | "frobenius" => rename("norm2"),
+        "determinant" => rename("det"),
+        "inverse" | "pinv" => rename("inv"),
+        "logistic" | "expit" => rename("sigmoid"),
+        "heaviside" => rename("step"),
+        "sgn" | "signum" => rename("sign"),
+        "asin" => rename("arcsin"),
+        "acos" => rename("arccos"),
+        "atan" => rename("arctan"),
+        "lse" => rename("logsumexp"),
+        "kronecker" => "write `kron(A, B)`".to_string(),
+        "diagonal" | "diagm" => rename("diag"),
+        "square" | "sq" => format!("write `{}.^2`", operand(a)),
+        "pow" | "power" => "write `u.^p` (elementwise) or `s^p` (a scalar)".to_string(),
+        "dot" | "inner" if count == 2 => format!("write `{}'*{}`", operand(p), operand(q)),
+        "outer" if count == 2 => format!("write `{}*{}'`", operand(p), operand(q)),
+        "identity" => "write `eye(n)`, or `I` where the size is clear".to_string(),
+        "length" | "len" | "numel" | "size" => {
+            format!("write `rows({a})` (or `cols({a})`)")
+        }
+        _ => return None,
+    })
 }
 
 /// Checks what pest cannot say well: empty input, characters outside the language,
@@ -1302,6 +1417,23 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> ExprError {
                 ),
                 _ => "implicit multiplication is not supported: write `*` (or `.*`) between the operands"
                     .to_string(),
+            },
+            span,
+        );
+    }
+    // `x**2`: another language's power.
+    if f == "*" && prev == Some("*") && toks[k - 1].end == toks[k].start {
+        let span = Span::new(toks[k - 1].start, toks[k].end);
+        let base = k.checked_sub(2).and_then(|j| operand_before(src, &toks, j));
+        let exp = toks
+            .get(k + 1)
+            .and_then(|_| operand_after(src, &toks, k + 1));
+        return ExprError::new(
+            match (base, exp) {
+                (Some(b), Some(e)) => format!(
+                    "`**` is not jacob's power: write `{b}.^{e}` elementwise, or `{b}^{e}` for a scalar {b}"
+                ),
+                _ => "`**` is not jacob's power: write `.^` for an elementwise power, or `^` for a power of a scalar".to_string(),
             },
             span,
         );

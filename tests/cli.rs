@@ -64,3 +64,87 @@ fn a_variable_that_does_not_occur_is_an_error_with_a_suggestion() {
     assert_eq!(code, 2);
     assert!(err.contains("its symbols are `x`, `A`"), "{err}");
 }
+
+/// Spellings of other tools get jacob's, and what the message suggests is itself
+/// valid jacob whose derivative agrees with finite differences.
+#[test]
+fn other_spellings_get_jacobs_and_the_suggestion_works() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("trace(A*X)", "X", "tr(A*X)"),
+        ("Trace(A*X)", "X", "tr(A*X)"),
+        ("transpose(A)*x", "x", "A'"),
+        ("transpose(A*B)*x", "x", "(A*B)'"),
+        ("mean(x)", "x", "sum(x)/rows(x)"),
+        ("mean(X)", "X", "sum(X)/(rows(X)*cols(X))"),
+        ("max(A*x)", "x", "relu(A*x)"),
+        ("max(A*x)", "x", "logsumexp(A*x)"),
+        ("min(x)", "x", "-relu(-x)"),
+        ("min(x)", "x", "-logsumexp(-x)"),
+        ("ln(x)", "x", "log(x)"),
+        ("norm(x)", "x", "norm2(x)"),
+        ("dot(x, A*y)", "x", "x'*(A*y)"),
+        ("x^T*A*x", "x", "x'"),
+        ("(A*x)^T*y", "x", "(A*x)'"),
+        ("x**2", "x", "x.^2"),
+        ("sum(x**3)", "x", "x.^3"),
+    ];
+    for &(bad, wrt, good) in cases {
+        let (code, out, err) = jacob(&["diff", bad, "--wrt", wrt]);
+        assert_eq!(code, 2, "{bad}: {out}{err}");
+        assert!(err.contains(&format!("`{good}`")), "{bad}: {err}");
+        assert!(
+            err.lines().count() == 3 && err.ends_with("^\n"),
+            "{bad}: {err}"
+        );
+        // The suggestion, put in place of the mistake, is valid jacob.
+        let fixed = fix(bad, good);
+        let (code, _, err) = jacob(&["check", &fixed, "--wrt", wrt]);
+        assert_eq!(code, 0, "{bad} → {fixed}: {err}");
+    }
+    // Names that are not another tool's functions get the list of jacob's.
+    let (code, _, err) = jacob(&["simplify", "foo(x)"]);
+    assert_eq!(code, 2);
+    for f in [
+        "exp",
+        "relu",
+        "logsumexp",
+        "rows",
+        "cols",
+        "eye",
+        "ones",
+        "zeros",
+        "kron",
+    ] {
+        assert!(err.contains(&format!(" {f} ")), "{f}: {err}");
+    }
+    // A symbol before parentheses is a product.
+    let (_, _, err) = jacob(&["simplify", "A(x)"]);
+    assert!(err.contains("`A*(x)`"), "{err}");
+}
+
+/// `bad` with the part that `good` replaces replaced: the call or operator the message
+/// is about.
+fn fix(bad: &str, good: &str) -> String {
+    let replacements: &[(&str, &str)] = &[
+        ("trace(A*X)", "tr(A*X)"),
+        ("Trace(A*X)", "tr(A*X)"),
+        ("transpose(A)", "A'"),
+        ("transpose(A*B)", "(A*B)'"),
+        ("mean(x)", "sum(x)/rows(x)"),
+        ("mean(X)", "sum(X)/(rows(X)*cols(X))"),
+        ("max(A*x)", good),
+        ("min(x)", good),
+        ("ln(x)", "log(x)"),
+        ("norm(x)", "norm2(x)"),
+        ("dot(x, A*y)", "x'*(A*y)"),
+        ("x^T", "x'"),
+        ("(A*x)^T", "(A*x)'"),
+        ("x**2", "x.^2"),
+        ("x**3", "x.^3"),
+    ];
+    let mut out = bad.to_string();
+    for (from, to) in replacements {
+        out = out.replace(from, to);
+    }
+    out
+}
