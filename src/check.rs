@@ -77,7 +77,10 @@ pub(crate) fn check_with(
     }
     let mut g = Graph::new();
     let parsed = run::parse_text(&mut g, config, text)?;
-    let mut answer = Answer::default();
+    let mut answer = Answer {
+        notes: run::kind_notes(&parsed),
+        ..Answer::default()
+    };
     let var = run::variable(&g, &parsed, text, &a.wrt)?;
     // The reference is the expression as written, not as simplified: a bug in the
     // simplifier must show up as a disagreement, never be endorsed.

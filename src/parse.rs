@@ -42,6 +42,11 @@ pub struct Parsed {
     pub root: Id,
     /// The names bound with `where`, with their places.
     pub bindings: Vec<(String, Span)>,
+    /// Symbols that are scalars only by default (Greek names, not declared) and are
+    /// broadcast against a vector or matrix (`x - mu`), in order of appearance: likely
+    /// meant otherwise, so the command line says so.
+    /// With the kind it would need to match what it is broadcast against.
+    pub broadcast_by_default: Vec<(String, Kind)>,
 }
 
 /// Parses `src` into `graph`, declaring symbols as it meets them (kinds from `decls`,
@@ -67,14 +72,20 @@ pub fn parse(
         scope: Vec::new(),
         pending: Vec::new(),
         bindings: Vec::new(),
+        broadcast_by_default: Vec::new(),
     };
     let root = builder.expr(expr)?;
     let bindings = builder.bindings;
+    let broadcast_by_default = builder.broadcast_by_default;
     graph.dims.settle();
     graph
         .reserved
         .extend(bindings.iter().map(|(name, _)| name.clone()));
-    Ok(Parsed { root, bindings })
+    Ok(Parsed {
+        root,
+        bindings,
+        broadcast_by_default,
+    })
 }
 
 /// An operand on its way up: its node, and its place in the text for messages.
@@ -93,6 +104,7 @@ struct Builder<'a> {
     /// Names of the current `where` clause not bound yet (a use is circular).
     pending: Vec<String>,
     bindings: Vec<(String, Span)>,
+    broadcast_by_default: Vec<(String, Kind)>,
 }
 
 fn span_of(pair: &Pair<Rule>) -> Span {
@@ -216,10 +228,11 @@ impl<'a> Builder<'a> {
                             );
                             let (l, r) = if verb == "add" { (l, r) } else { (r, l) };
                             let prep = if verb == "add" { "and" } else { "from" };
-                            return Err(ExprError::new(
+                            let e = ExprError::new(
                                 format!("cannot {verb} {l} {prep} {r}: the shapes differ"),
                                 op_span,
-                            ));
+                            );
+                            return Err(self.scalar_hint(e, &[Some(lhs.id), Some(rhs.id)]));
                         }
                     }
                 }
@@ -237,6 +250,14 @@ impl<'a> Builder<'a> {
         }
         if terms.len() == 1 {
             return Ok(Operand { id: terms[0], span });
+        }
+        if let Some(wide) = result_shape {
+            let against = self.shape(wide.id);
+            for &t in &terms {
+                if self.graph.is_scalar(t) {
+                    self.note_broadcast(t, against);
+                }
+            }
         }
         let shape = result_shape.map_or(Shape::SCALAR, |o| self.shape(o.id));
         let id = self.graph.intern(Node::Add(terms.into()), shape);
@@ -279,28 +300,43 @@ impl<'a> Builder<'a> {
             }
             run_kind = kind;
             let lhs = (run_shape, acc.span);
-            let (factor_id, shape) = match op.as_str() {
-                "*" => (rhs.id, self.check_mul(lhs, rhs, op_span)?),
-                "/" => {
-                    self.check_divisor(rhs, op_span, "/")?;
-                    let minus_one = self.graph.num(-1.0);
-                    (
-                        self.graph
-                            .intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR),
-                        run_shape,
-                    )
-                }
-                ".*" => (rhs.id, self.check_elementwise(lhs, rhs, op_span, ".*")?),
-                _ => {
-                    let shape = self.check_elementwise(lhs, rhs, op_span, "./")?;
-                    let minus_one = self.graph.num(-1.0);
-                    let rshape = self.shape(rhs.id);
-                    (
-                        self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape),
-                        shape,
-                    )
-                }
+            let lhs_id = (run.len() == 1).then(|| run[0]);
+            let checked: Result<(Id, Shape), ExprError> = (|| {
+                Ok(match op.as_str() {
+                    "*" => (rhs.id, self.check_mul(lhs, rhs, op_span)?),
+                    "/" => {
+                        self.check_divisor(rhs, op_span, "/")?;
+                        let minus_one = self.graph.num(-1.0);
+                        (
+                            self.graph
+                                .intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR),
+                            run_shape,
+                        )
+                    }
+                    ".*" => {
+                        let shape = self.check_elementwise(lhs, rhs, op_span, ".*")?;
+                        self.note_elementwise_broadcast(&run, run_shape, rhs.id);
+                        (rhs.id, shape)
+                    }
+                    _ => {
+                        let shape = self.check_elementwise(lhs, rhs, op_span, "./")?;
+                        self.note_elementwise_broadcast(&run, run_shape, rhs.id);
+                        let minus_one = self.graph.num(-1.0);
+                        let rshape = self.shape(rhs.id);
+                        (
+                            self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape),
+                            shape,
+                        )
+                    }
+                })
+            })();
+            // Only the divisor of `/` must be a scalar.
+            let culprits = if op.as_str() == "/" {
+                [None, Some(rhs.id)]
+            } else {
+                [lhs_id, Some(rhs.id)]
             };
+            let (factor_id, shape) = checked.map_err(|e| self.scalar_hint(e, &culprits))?;
             // Multiplying may have made the run so far 1×1 (`ones'*x*y`: `ones'` could
             // have been a matrix until `y` came); then it scales what follows.
             if run.len() > 1 && self.graph.dims.is_scalar(run_shape) {
@@ -320,6 +356,80 @@ impl<'a> Builder<'a> {
             self.flush(run_kind, &run, run_shape)
         };
         Ok(Operand { id, span })
+    }
+
+    /// A shape error with a way out when one of `ids` is a bare name that is a vector
+    /// only by default (lowercase, not declared): `t*x` by t means a scalar t.
+    fn scalar_hint(&self, mut e: ExprError, ids: &[Option<Id>]) -> ExprError {
+        let mut names: Vec<&str> = Vec::new();
+        for id in ids.iter().flatten() {
+            if let Node::Sym(s) = self.graph.node(*id) {
+                let name = self.graph.symbol(*s).name.as_str();
+                if !self.decls.contains_key(name)
+                    && default_kind(name) == Kind::Vector
+                    && !names.contains(&name)
+                {
+                    names.push(name);
+                }
+            }
+        }
+        let flags: Vec<String> = names.iter().map(|n| format!("--scalar {n}")).collect();
+        if !names.is_empty() {
+            e.message.push_str(&format!(
+                "; if {} is a scalar, declare it with {}",
+                either(&names),
+                flags.join(" or ")
+            ));
+        }
+        e
+    }
+
+    /// Notes the scalar side of an elementwise operation between the run so far and
+    /// `rhs`, when the other side is not a scalar.
+    fn note_elementwise_broadcast(&mut self, run: &[Id], run_shape: Shape, rhs: Id) {
+        let lhs_scalar = self.graph.dims.is_scalar(run_shape);
+        let rhs_scalar = self.graph.is_scalar(rhs);
+        if lhs_scalar && !rhs_scalar && run.len() == 1 {
+            let against = self.shape(rhs);
+            self.note_broadcast(run[0], against);
+        } else if rhs_scalar && !lhs_scalar {
+            self.note_broadcast(rhs, run_shape);
+        }
+    }
+
+    /// Records `id`, a scalar broadcast against a vector or matrix, when it is a symbol
+    /// that is a scalar only by default (a Greek name not declared), possibly negated,
+    /// transposed or scaled by numbers (`-2*mu`).
+    fn note_broadcast(&mut self, mut id: Id, against: Shape) {
+        loop {
+            match self.graph.node(id) {
+                Node::Transpose(a) => id = *a,
+                Node::Mul(fs) => {
+                    let mut rest = fs.iter().filter(|&&f| self.graph.as_num(f).is_none());
+                    match (rest.next(), rest.next()) {
+                        (Some(&f), None) => id = f,
+                        _ => return,
+                    }
+                }
+                Node::Sym(s) => {
+                    let name = &self.graph.symbol(*s).name;
+                    let dims = &self.graph.dims;
+                    let kind = if dims.is_column(against) || dims.is_row(against) {
+                        Kind::Vector
+                    } else {
+                        Kind::Matrix
+                    };
+                    if !self.decls.contains_key(name)
+                        && default_kind(name) == Kind::Scalar
+                        && !self.broadcast_by_default.iter().any(|(n, _)| n == name)
+                    {
+                        self.broadcast_by_default.push((name.clone(), kind));
+                    }
+                    return;
+                }
+                _ => return,
+            }
+        }
     }
 
     fn flush(&mut self, kind: RunKind, run: &[Id], shape: Shape) -> Id {
@@ -492,12 +602,13 @@ impl<'a> Builder<'a> {
                 let dims = &mut self.graph.dims;
                 if !(dims.unify(sb.rows, Dim::One) && dims.unify(sb.cols, Dim::One)) {
                     let b = self.describe(&mut names, base);
-                    return Err(ExprError::new(
+                    let e = ExprError::new(
                         format!(
                             "cannot raise {b} to a power with `^`: use `.^` for elementwise powers"
                         ),
                         op_span,
-                    ));
+                    );
+                    return Err(self.scalar_hint(e, &[Some(base.id)]));
                 }
                 self.graph
                     .intern(Node::Pow([base.id, acc.id]), Shape::SCALAR)

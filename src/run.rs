@@ -213,6 +213,22 @@ pub fn parse_text(g: &mut Graph, config: &Config, text: &str) -> Result<Parsed, 
     Ok(parsed)
 }
 
+/// Notes on the kinds that names have by default where they make the expression
+/// broadcast a scalar (`x - mu`): the user may have meant a vector.
+pub fn kind_notes(parsed: &Parsed) -> Vec<String> {
+    parsed
+        .broadcast_by_default
+        .iter()
+        .map(|(name, kind)| {
+            format!(
+                "{name} is a scalar because it is a Greek letter's name, and is broadcast to every entry here; --{} {name} makes it a {}",
+                kind.word(),
+                kind.word()
+            )
+        })
+        .collect()
+}
+
 /// Resolves `--wrt` to a symbol of the expression.
 pub fn variable(g: &Graph, parsed: &Parsed, text: &str, wrt: &str) -> Result<Symbol, Error> {
     let wrt = wrt.trim();
@@ -267,6 +283,7 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
+    answer.notes.extend(kind_notes(&parsed));
     let var = variable(&g, &parsed, text, a.wrt)?;
     let f = g.simplify(parsed.root, false);
     let layout: Layout = a.layout.into();
@@ -353,6 +370,7 @@ fn simplify(config: &Config, text: &str) -> Result<Answer, Error> {
     let s = g.simplify(parsed.root, true);
     folded(&g, text)?;
     Ok(Answer {
+        notes: kind_notes(&parsed),
         out: render(&g, s, config.format, |j| {
             j["input"] = json!(text);
             j["command"] = json!("simplify");
@@ -452,6 +470,7 @@ fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
     };
     Ok(Answer {
         out,
+        notes: kind_notes(&parsed),
         ..Answer::default()
     })
 }
@@ -460,7 +479,7 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut env = Env::default();
-    let mut notes = Vec::new();
+    let mut notes = kind_notes(&parsed);
     for s in &a.set {
         let (name, value) = s
             .split_once('=')

@@ -148,3 +148,78 @@ fn fix(bad: &str, good: &str) -> String {
     }
     out
 }
+
+/// A Greek name is a scalar by default; where that makes it broadcast against a vector
+/// or matrix, a note on standard error says so and how to make it a vector.
+#[test]
+fn a_default_kind_that_broadcasts_is_noted() {
+    let noted = |args: &[&str]| {
+        let (code, _, err) = jacob(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        err
+    };
+    let gaussian = "-0.5*(x - mu)'*inv(Sigma)*(x - mu)";
+    for command in [
+        &["diff", gaussian, "--wrt", "mu"][..],
+        &["simplify", gaussian],
+        &["shape", gaussian],
+    ] {
+        let err = noted(command);
+        assert_eq!(
+            err,
+            "note: mu is a scalar because it is a Greek letter's name, and is broadcast to every entry here; --vector mu makes it a vector\n",
+            "{command:?}"
+        );
+    }
+    assert!(noted(&["diff", gaussian, "--wrt", "mu", "--vector", "mu"]).is_empty());
+    assert!(noted(&["diff", gaussian, "--wrt", "mu", "--scalar", "mu"]).is_empty());
+    // Against a matrix, the way out is a matrix; elementwise products count too.
+    assert!(noted(&["shape", "A - 2*sigma"]).contains("--matrix sigma makes it a matrix"));
+    assert!(noted(&["shape", "x.*theta"]).contains("--vector theta"));
+    assert!(noted(&["shape", "theta'.*x"]).contains("--vector theta"));
+    // Scaling is not broadcasting; scalars among scalars are not either.
+    assert!(noted(&["shape", "alpha*x + lambda*norm2(x)^2*x"]).is_empty());
+    assert!(noted(&["shape", "alpha + beta*x'*x"]).is_empty());
+    // Batch mode names the line.
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let code = jacob::run(
+        ["jacob", "shape", "-"],
+        &mut std::io::Cursor::new(b"x'*x\nx - mu\n".to_vec()),
+        &mut out,
+        &mut err,
+    );
+    assert_eq!(code, 0);
+    assert!(String::from_utf8_lossy(&err).starts_with("note: line 2: mu is a scalar"));
+}
+
+/// A product that fails because a lowercase name is a vector by default suggests
+/// declaring it a scalar, and the suggestion works.
+#[test]
+fn a_vector_by_default_in_a_failed_product_suggests_scalar() {
+    let (code, _, err) = jacob(&["diff", "t*x", "--wrt", "t"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--scalar t"), "{err}");
+    let (code, out, err) = jacob(&["diff", "t*x", "--wrt", "t", "--scalar", "t"]);
+    assert_eq!((code, out.as_str()), (0, "x\n"), "{err}");
+    for (expr, name) in [
+        ("x/c", "c"),
+        ("A + c", "c"),
+        ("s^2*x", "s"),
+        ("x.*A", "x"),
+    ] {
+        let (code, _, err) = jacob(&["shape", expr]);
+        assert_eq!(code, 2, "{expr}");
+        assert!(
+            err.contains(&format!("declare it with --scalar {name}")),
+            "{expr}: {err}"
+        );
+        let (code, _, err) = jacob(&["shape", expr, "--scalar", name]);
+        assert_eq!(code, 0, "{expr}: {err}");
+    }
+    // Not for names whose kind was declared, nor for matrices.
+    let (_, _, err) = jacob(&["shape", "t*x", "--vector", "t,x"]);
+    assert!(!err.contains("--scalar"), "{err}");
+    let (_, _, err) = jacob(&["shape", "A*B*x + C"]);
+    assert!(!err.contains("--scalar"), "{err}");
+}
