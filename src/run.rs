@@ -78,7 +78,8 @@ where
             Err(e) => {
                 let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
                 if config.format == Format::Json {
-                    let _ = writeln!(stdout, "{}", json_error(&common.expr, &e.to_string(), None));
+                    let j = json_error(cli.command.name(), &common.expr, &e.to_string(), None);
+                    let _ = writeln!(stdout, "{j}");
                 }
                 e.exit_code()
             }
@@ -110,7 +111,8 @@ where
             if config.format == Format::Json {
                 let input = String::from_utf8_lossy(&buf);
                 let input = input.trim_end_matches(['\n', '\r']);
-                let _ = writeln!(stdout, "{}", json_error(input, message, Some(line_no)));
+                let j = json_error(cli.command.name(), input, message, Some(line_no));
+                let _ = writeln!(stdout, "{j}");
             }
             failed = true;
             continue;
@@ -124,7 +126,11 @@ where
                 if explain && std::mem::replace(&mut answered, true) {
                     let _ = writeln!(stdout);
                 }
-                let _ = write!(stdout, "{}", a.out);
+                let _ = write!(
+                    stdout,
+                    "{}",
+                    labelled(&cli.command, &config, line_no, &a.out)
+                );
                 for n in &a.notes {
                     let _ = writeln!(stderr, "note: line {line_no}: {}", shown(n));
                 }
@@ -133,11 +139,8 @@ where
             Err(e) => {
                 let _ = writeln!(stderr, "error: line {line_no}: {}", shown(&e.to_string()));
                 if config.format == Format::Json {
-                    let _ = writeln!(
-                        stdout,
-                        "{}",
-                        json_error(line, &e.to_string(), Some(line_no))
-                    );
+                    let j = json_error(cli.command.name(), line, &e.to_string(), Some(line_no));
+                    let _ = writeln!(stdout, "{j}");
                 }
                 failed = true;
             }
@@ -147,11 +150,36 @@ where
     if failed { 2 } else { i32::from(disagreed) }
 }
 
+/// An answer in batch mode, labelled with the line of standard input it answers: in
+/// JSON, a `"line"` field in each object; in the text of `check`, whose answer takes
+/// several lines, `line N: ` before each of them. (Other text answers are one line per
+/// input, in order.)
+fn labelled(command: &Command, config: &Config, line_no: usize, out: &str) -> String {
+    match config.format {
+        Format::Json => out
+            .lines()
+            .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+                Ok(mut j) if j.is_object() => {
+                    j["line"] = json!(line_no);
+                    format!("{j}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect(),
+        _ if matches!(command, Command::Check(_)) => out
+            .lines()
+            .map(|l| format!("line {line_no}: {l}\n"))
+            .collect(),
+        _ => out.to_string(),
+    }
+}
+
 /// The JSON object that stands in for the answer to an input that failed, so that a
 /// program reading `--format json` output keeps one object per input:
-/// `{"input": …, "error": …, "line": …}` (the whole message, caret lines included).
-fn json_error(input: &str, message: &str, line: Option<usize>) -> serde_json::Value {
-    let mut j = json!({"input": input, "error": message});
+/// `{"command": …, "input": …, "error": …, "line": …}` (the whole message, caret lines
+/// included).
+fn json_error(command: &str, input: &str, message: &str, line: Option<usize>) -> serde_json::Value {
+    let mut j = json!({"command": command, "input": input, "error": message});
     if let Some(n) = line {
         j["line"] = json!(n);
     }

@@ -202,12 +202,7 @@ fn a_vector_by_default_in_a_failed_product_suggests_scalar() {
     assert!(err.contains("--scalar t"), "{err}");
     let (code, out, err) = jacob(&["diff", "t*x", "--wrt", "t", "--scalar", "t"]);
     assert_eq!((code, out.as_str()), (0, "x\n"), "{err}");
-    for (expr, name) in [
-        ("x/c", "c"),
-        ("A + c", "c"),
-        ("s^2*x", "s"),
-        ("x.*A", "x"),
-    ] {
+    for (expr, name) in [("x/c", "c"), ("A + c", "c"), ("s^2*x", "s"), ("x.*A", "x")] {
         let (code, _, err) = jacob(&["shape", expr]);
         assert_eq!(code, 2, "{expr}");
         assert!(
@@ -222,4 +217,49 @@ fn a_vector_by_default_in_a_failed_product_suggests_scalar() {
     assert!(!err.contains("--scalar"), "{err}");
     let (_, _, err) = jacob(&["shape", "A*B*x + C"]);
     assert!(!err.contains("--scalar"), "{err}");
+}
+
+/// A claim of the wrong shape is a wrong derivative (exit 1, "disagrees"), with a note
+/// when it is right in another layout.
+#[test]
+fn a_claim_of_the_wrong_shape_disagrees() {
+    let (code, out, err) = jacob(&["check", "x'*A*x", "--wrt", "x", "--claim", "x'*(A + A')"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.starts_with("disagrees: x'*(A + A') has the wrong shape"),
+        "{out}"
+    );
+    assert!(err.contains("--layout numerator"), "{err}");
+    let (code, out, err) = jacob(&[
+        "check",
+        "x'*A*x",
+        "--wrt",
+        "x",
+        "--claim",
+        "x'*(A + A')",
+        "--layout",
+        "numerator",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `det(A*X*B)` is singular at sizes where A has more rows than columns; jacob's
+/// derivative holds inv(A*X*B), so those sizes are drawn again instead of being
+/// reported as a disagreement.
+#[test]
+fn check_draws_sizes_again_where_the_derivative_cannot_be_evaluated() {
+    for seed in ["1", "2", "3", "4"] {
+        let (code, out, err) = jacob(&[
+            "check",
+            "det(A*X*B)",
+            "--wrt",
+            "X",
+            "--seed",
+            seed,
+            "--points",
+            "5",
+        ]);
+        assert_eq!(code, 0, "seed {seed}: {out}{err}");
+        assert!(!out.contains("cannot be evaluated"), "{out}");
+    }
 }
