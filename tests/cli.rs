@@ -263,3 +263,24 @@ fn check_draws_sizes_again_where_the_derivative_cannot_be_evaluated() {
         assert!(!out.contains("cannot be evaluated"), "{out}");
     }
 }
+
+/// `--set` reads MATLAB's matrices as well as JSON lists, to the same values.
+#[test]
+fn set_takes_matlab_matrices() {
+    let (code, out, err) = jacob(&["eval", "A*x", "--set", "A=[1 2; 3 4]", "--set", "x=[1; 1]"]);
+    assert_eq!((code, out.as_str()), (0, "[3, 7]\n"), "{err}");
+    let (_, json_out, _) = jacob(&[
+        "eval",
+        "A*x",
+        "--set",
+        "A=[[1,2],[3,4]]",
+        "--set",
+        "x=[1,1]",
+    ]);
+    assert_eq!(out, json_out);
+    let (code, out, _) = jacob(&["eval", "x'*x", "--set", "x=[1 2 3]"]);
+    assert_eq!((code, out.as_str()), (0, "14\n"));
+    let (code, _, err) = jacob(&["eval", "A", "--set", "A=[1 2; 3]"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("different lengths"), "{err}");
+}
