@@ -52,6 +52,28 @@ pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
     format!(r"\begin{{aligned}}{}\end{{aligned}}", lines.join(r" \\ "))
 }
 
+/// A numeric value as LaTeX: a number, or a `bmatrix` (amsmath; KaTeX renders it) with
+/// a column vector as one column. amsmath's `bmatrix` takes at most 10 columns, so a
+/// wider matrix is an `array` in brackets, which has no such limit.
+pub fn value(m: &nalgebra::DMatrix<f64>) -> String {
+    if m.nrows() == 1 && m.ncols() == 1 {
+        return number(m[(0, 0)]);
+    }
+    let rows: Vec<String> = (0..m.nrows())
+        .map(|i| {
+            let items: Vec<String> = (0..m.ncols()).map(|j| number(m[(i, j)])).collect();
+            items.join(" & ")
+        })
+        .collect();
+    let body = rows.join(r" \\ ");
+    if m.ncols() <= 10 {
+        format!(r"\begin{{bmatrix}} {body} \end{{bmatrix}}")
+    } else {
+        let cols = "c".repeat(m.ncols());
+        format!(r"\left[\begin{{array}}{{{cols}}} {body} \end{{array}}\right]")
+    }
+}
+
 /// How deep a printed form may nest before a part of it is named on a `where` line:
 /// each level costs LaTeX a few of its 255 levels of grouping.
 const MAX_NESTING: u32 = 40;

@@ -561,7 +561,8 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
             "{}\n",
             json!({"command": "eval", "value": numeric::rows(&value), "shape": [value.nrows(), value.ncols()], "input": text})
         ),
-        _ => format!("{}\n", numeric::format_value(&value)),
+        Format::Latex => format!("{}\n", crate::latex::value(&value)),
+        Format::Text => format!("{}\n", numeric::format_value(&value)),
     };
     Ok(Answer {
         out,
