@@ -323,7 +323,13 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
     folded(&g, text)?;
     // The answer is printed before `--explain` names its steps, so it is the same text.
-    let statement = |latex: bool| equation(&g, f, var, d, layout, hessian, latex);
+    // `--equation` shows the input as typed (the text itself, or its LaTeX as parsed),
+    // not as simplified.
+    let typed = Typed {
+        text: text.trim(),
+        root: parsed.root,
+    };
+    let statement = |latex: bool| equation(&g, &typed, var, d, layout, hessian, latex);
     let out = match config.format {
         Format::Text if a.equation => format!("{}\n", statement(false)),
         Format::Latex if a.equation => format!("{}\n", statement(true)),
@@ -360,11 +366,19 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     Ok(answer)
 }
 
+/// The input of `diff` or `hess` as the user typed it.
+struct Typed<'a> {
+    /// The text.
+    text: &'a str,
+    /// Its graph as parsed, before any rewrite.
+    root: Id,
+}
+
 /// The whole statement `∂f/∂x = …` with its layout, for `--equation`: LaTeX
 /// (`\frac{\partial}{\partial \mathbf{x}}\left(…\right) = …`) or text.
 fn equation(
     g: &Graph,
-    f: Id,
+    f: &Typed,
     var: Symbol,
     d: Id,
     layout: Layout,
@@ -376,9 +390,9 @@ fn equation(
     let note = format!("{} layout", layout.name());
     if !latex {
         let lhs = match (hessian, vector) {
-            (false, _) => format!("∂({})/∂{}", print::text(g, f), v.name),
-            (true, true) => format!("∂²({})/∂{}∂{}'", print::text(g, f), v.name, v.name),
-            (true, false) => format!("∂²({})/∂{}²", print::text(g, f), v.name),
+            (false, _) => format!("∂({})/∂{}", f.text, v.name),
+            (true, true) => format!("∂²({})/∂{}∂{}'", f.text, v.name, v.name),
+            (true, false) => format!("∂²({})/∂{}²", f.text, v.name),
         };
         return format!("{lhs} = {}  ({note})", print::text(g, d));
     }
@@ -388,7 +402,7 @@ fn equation(
         (true, true) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x} \, \partial {x}^\top}}"),
         (true, false) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x}^{{2}}}}"),
     };
-    let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f));
+    let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f.root));
     crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
 }
 

@@ -284,3 +284,27 @@ fn set_takes_matlab_matrices() {
     assert_eq!(code, 2);
     assert!(err.contains("different lengths"), "{err}");
 }
+
+/// `--equation` shows the input as typed, not as jacob rewrote it.
+#[test]
+fn equation_shows_the_input_as_typed() {
+    for command in ["diff", "hess"] {
+        for format in ["text", "latex", "json"] {
+            let args = [
+                command,
+                "sum(log(1 + exp(x)))",
+                "--wrt",
+                "x",
+                "--equation",
+                "--format",
+                format,
+            ];
+            let (code, out, err) = jacob(&args);
+            assert_eq!(code, 0, "{args:?}: {err}");
+            assert!(!out.contains("softplus"), "{args:?}: {out}");
+            assert!(out.contains("log"), "{args:?}: {out}");
+        }
+    }
+    let (_, out, _) = jacob(&["diff", "x'*A*x", "--wrt", "x", "--equation"]);
+    assert!(out.starts_with("∂(x'*A*x)/∂x = "), "{out}");
+}
