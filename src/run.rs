@@ -330,10 +330,19 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
         root: parsed.root,
     };
     let statement = |latex: bool| equation(&g, &typed, var, d, layout, hessian, latex);
+    // The rows of a LaTeX document for the answer (`--standalone`).
+    let answer_rows = |g: &Graph| {
+        if a.equation {
+            equation_rows(g, &typed, var, d, layout, hessian)
+        } else {
+            crate::latex::rows(g, &[latex_item(d)])
+        }
+    };
     let out = match config.format {
         Format::Text if a.equation => format!("{}\n", statement(false)),
+        Format::Latex if config.standalone => crate::latex::document(&answer_rows(&g)),
         Format::Latex if a.equation => format!("{}\n", statement(true)),
-        _ => render(&g, d, config.format, |j| {
+        _ => render(&g, d, config, |j| {
             j["input"] = json!(text);
             j["wrt"] = json!(a.wrt.trim());
             j["layout"] = json!(layout.name());
@@ -360,10 +369,92 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
             j["steps_latex"] = json!(steps.render(&g, true));
             format!("{j}\n")
         }
-        Format::Latex => steps.render(&g, true).join("\n") + "\n" + &out,
+        // One `align*` block, steps then answer, to paste into a document (or, with
+        // `--standalone`, the whole document).
+        Format::Latex => {
+            let mut rows: Vec<String> = steps
+                .render(&g, true)
+                .iter()
+                .flat_map(|l| crate::latex::break_row(&format!("& {l}")))
+                .collect();
+            if config.standalone {
+                rows.extend(answer_rows(&g));
+                crate::latex::document(&rows)
+            } else {
+                rows.push(format!("& {}", out.trim_end()));
+                crate::latex::block(&rows)
+            }
+        }
         Format::Text => steps.render(&g, false).join("\n") + "\n" + &out,
     };
     Ok(answer)
+}
+
+/// An expression alone, as one item of a LaTeX document.
+fn latex_item(id: Id) -> crate::latex::Item {
+    crate::latex::Item {
+        lhs: String::new(),
+        id,
+        tail: String::new(),
+    }
+}
+
+/// `\frac{\partial f}{\partial \mathbf{x}}` for `of` = `f`, `\frac{\partial}{\partial
+/// \mathbf{x}}` for an empty `of`; second derivatives for a Hessian.
+fn derivative_op(g: &Graph, var: Symbol, hessian: bool, of: &str) -> String {
+    let vector = !g.dims.is_scalar(g.symbol(var).shape);
+    let x = crate::latex::symbol(g, var);
+    let of = if of.is_empty() {
+        String::new()
+    } else {
+        format!(" {of}")
+    };
+    match (hessian, vector) {
+        (false, _) => format!(r"\frac{{\partial{of}}}{{\partial {x}}}"),
+        (true, true) => {
+            format!(r"\frac{{\partial^{{2}}{of}}}{{\partial {x} \, \partial {x}^\top}}")
+        }
+        (true, false) => format!(r"\frac{{\partial^{{2}}{of}}}{{\partial {x}^{{2}}}}"),
+    }
+}
+
+/// The rows of `--equation --standalone`: `∂/∂x (f) = …` on one row when the input is
+/// short, else `f = …` (the input, as typed, broken like any row) and then `∂f/∂x = …`.
+fn equation_rows(
+    g: &Graph,
+    f: &Typed,
+    var: Symbol,
+    d: Id,
+    layout: Layout,
+    hessian: bool,
+) -> Vec<String> {
+    let tail = format!(r" \quad \text{{({} layout)}}", layout.name());
+    let input = crate::latex::latex(g, f.root);
+    let short = crate::latex::width(&input) <= 20.0 && !input.contains(r"\begin");
+    let items = if short {
+        vec![crate::latex::Item {
+            lhs: format!(
+                r"{}\left({input}\right)",
+                derivative_op(g, var, hessian, "")
+            ),
+            id: d,
+            tail,
+        }]
+    } else {
+        vec![
+            crate::latex::Item {
+                lhs: "f".to_string(),
+                id: f.root,
+                tail: String::new(),
+            },
+            crate::latex::Item {
+                lhs: derivative_op(g, var, hessian, "f"),
+                id: d,
+                tail,
+            },
+        ]
+    };
+    crate::latex::rows(g, &items)
 }
 
 /// The input of `diff` or `hess` as the user typed it.
@@ -396,12 +487,7 @@ fn equation(
         };
         return format!("{lhs} = {}  ({note})", print::text(g, d));
     }
-    let x = crate::latex::symbol(g, var);
-    let op = match (hessian, vector) {
-        (false, _) => format!(r"\frac{{\partial}}{{\partial {x}}}"),
-        (true, true) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x} \, \partial {x}^\top}}"),
-        (true, false) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x}^{{2}}}}"),
-    };
+    let op = derivative_op(g, var, hessian, "");
     let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f.root));
     crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
 }
@@ -413,7 +499,7 @@ fn simplify(config: &Config, text: &str) -> Result<Answer, Error> {
     folded(&g, text)?;
     Ok(Answer {
         notes: kind_notes(&parsed),
-        out: render(&g, s, config.format, |j| {
+        out: render(&g, s, config, |j| {
             j["input"] = json!(text);
             j["command"] = json!("simplify");
         }),
@@ -433,10 +519,19 @@ pub fn folded(g: &Graph, text: &str) -> Result<(), Error> {
     }
 }
 
-/// Prints an expression in the chosen format, one line.
-fn render(g: &Graph, id: Id, format: Format, extra: impl FnOnce(&mut serde_json::Value)) -> String {
-    match format {
+/// Prints an expression in the chosen format: one line, or with `--standalone` a
+/// LaTeX document.
+fn render(
+    g: &Graph,
+    id: Id,
+    config: &Config,
+    extra: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    match config.format {
         Format::Text => format!("{}\n", print::text(g, id)),
+        Format::Latex if config.standalone => {
+            crate::latex::document(&crate::latex::rows(g, &[latex_item(id)]))
+        }
         Format::Latex => format!("{}\n", crate::latex::latex(g, id)),
         Format::Json => {
             let mut j = json!({
@@ -575,6 +670,9 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
             "{}\n",
             json!({"command": "eval", "value": numeric::rows(&value), "shape": [value.nrows(), value.ncols()], "input": text})
         ),
+        Format::Latex if config.standalone => {
+            crate::latex::document(&crate::latex::value_rows(&value))
+        }
         Format::Latex => format!("{}\n", crate::latex::value(&value)),
         Format::Text => format!("{}\n", numeric::format_value(&value)),
     };

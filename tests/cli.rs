@@ -308,3 +308,198 @@ fn equation_shows_the_input_as_typed() {
     let (_, out, _) = jacob(&["diff", "x'*A*x", "--wrt", "x", "--equation"]);
     assert!(out.starts_with("∂(x'*A*x)/∂x = "), "{out}");
 }
+
+/// A command, one of its flags, a run with the flag, and the run to compare with.
+type FlagUse<'a> = (&'a str, &'a str, &'a [&'a str], Option<&'a [&'a str]>);
+
+/// Every flag `--help` lists does something: for each flag of each command, a run with
+/// it is accepted and answers differently (output, notes or exit code) from the same
+/// run without it. A new flag without a line here fails the test.
+#[test]
+fn every_listed_flag_works() {
+    use clap::CommandFactory;
+    // (command, flag, a run with the flag, the run to compare it with: by default the
+    // same run without the flag and its value)
+    #[rustfmt::skip]
+    let uses: &[FlagUse] = &[
+        ("diff", "scalar", &["diff", "t*x", "--wrt", "x", "--scalar", "t"], None),
+        ("diff", "vector", &["diff", "x - mu", "--wrt", "x", "--vector", "mu"], None),
+        ("diff", "matrix", &["diff", "a*x", "--wrt", "x", "--matrix", "a"], None),
+        ("diff", "symmetric", &["diff", "x'*A*x", "--wrt", "x", "--symmetric", "A"], None),
+        ("diff", "dim", &["diff", "x'*A*x", "--wrt", "x", "--dim", "A=3x4"], None),
+        ("diff", "wrt", &["diff", "x'*A*x", "--wrt", "A"], Some(&["diff", "x'*A*x", "--wrt", "x"])),
+        ("diff", "layout", &["diff", "x'*A*x", "--wrt", "x", "--layout", "numerator"], None),
+        ("diff", "explain", &["diff", "x'*A*x", "--wrt", "x", "--explain"], None),
+        ("diff", "equation", &["diff", "x'*A*x", "--wrt", "x", "--equation"], None),
+        ("diff", "format", &["diff", "x'*A*x", "--wrt", "x", "--format", "latex"], None),
+        ("diff", "standalone", &["diff", "x'*A*x", "--wrt", "x", "--format", "latex", "--standalone"], None),
+        ("hess", "scalar", &["hess", "t^3*x'*x", "--wrt", "t", "--scalar", "t"], None),
+        ("hess", "vector", &["hess", "sum(exp(x - mu))", "--wrt", "x", "--vector", "mu"], None),
+        ("hess", "matrix", &["hess", "x'*a*x", "--wrt", "x", "--matrix", "a"], None),
+        ("hess", "symmetric", &["hess", "x'*A*x", "--wrt", "x", "--symmetric", "A"], None),
+        ("hess", "dim", &["hess", "x'*A*x", "--wrt", "x", "--dim", "A=3x4"], None),
+        ("hess", "wrt", &["hess", "x'*A*y", "--wrt", "y"], Some(&["hess", "x'*A*y", "--wrt", "x"])),
+        ("hess", "equation", &["hess", "x'*A*x", "--wrt", "x", "--equation"], None),
+        ("hess", "format", &["hess", "x'*A*x", "--wrt", "x", "--format", "json"], None),
+        ("hess", "standalone", &["hess", "x'*A*x", "--wrt", "x", "--format", "latex", "--standalone"], None),
+        ("simplify", "scalar", &["simplify", "c*x + x*c", "--scalar", "c"], None),
+        ("simplify", "vector", &["simplify", "x - mu", "--vector", "mu"], None),
+        ("simplify", "matrix", &["simplify", "a + a'", "--matrix", "a"], None),
+        ("simplify", "symmetric", &["simplify", "S - S'", "--symmetric", "S"], None),
+        ("simplify", "dim", &["simplify", "A*x", "--dim", "A=3x4", "--dim", "x=3"], None),
+        ("simplify", "format", &["simplify", "A*x", "--format", "latex"], None),
+        ("simplify", "standalone", &["simplify", "A*x", "--format", "latex", "--standalone"], None),
+        ("shape", "scalar", &["shape", "c*x", "--scalar", "c"], None),
+        ("shape", "vector", &["shape", "x - mu", "--vector", "mu"], None),
+        ("shape", "matrix", &["shape", "a*x", "--matrix", "a"], None),
+        ("shape", "symmetric", &["shape", "A*x", "--symmetric", "A"], None),
+        ("shape", "dim", &["shape", "A*x", "--dim", "A=3x4"], None),
+        ("shape", "format", &["shape", "A*x", "--format", "json"], None),
+        ("eval", "scalar", &["eval", "c*x", "--scalar", "c", "--random"], None),
+        ("eval", "vector", &["eval", "x - mu", "--vector", "mu", "--random"], None),
+        ("eval", "matrix", &["eval", "a", "--matrix", "a", "--random", "--dim", "a=2x3"], None),
+        ("eval", "symmetric", &["eval", "A", "--symmetric", "A", "--random", "--dim", "A=2x2"], None),
+        ("eval", "dim", &["eval", "x", "--random", "--dim", "x=2"], None),
+        ("eval", "set", &["eval", "x", "--set", "x=[1,2]"], None),
+        ("eval", "random", &["eval", "x", "--random"], None),
+        ("eval", "seed", &["eval", "x", "--random", "--seed", "7"], None),
+        ("eval", "format", &["eval", "x", "--set", "x=[1,2]", "--format", "latex"], None),
+        ("eval", "standalone", &["eval", "x", "--set", "x=[1,2]", "--format", "latex", "--standalone"], None),
+        ("check", "scalar", &["check", "c*x", "--wrt", "x", "--scalar", "c"], None),
+        ("check", "vector", &["check", "sum(x - mu)", "--wrt", "x", "--vector", "mu"], None),
+        ("check", "matrix", &["check", "a*x", "--wrt", "x", "--matrix", "a"], None),
+        ("check", "symmetric", &["check", "x'*A*x", "--wrt", "x", "--symmetric", "A"], None),
+        ("check", "dim", &["check", "x'*A*x", "--wrt", "x", "--dim", "x=2"], None),
+        ("check", "wrt", &["check", "x'*A*x", "--wrt", "A"], Some(&["check", "x'*A*x", "--wrt", "x"])),
+        ("check", "layout", &["check", "x'*A*x", "--wrt", "x", "--layout", "numerator"], None),
+        ("check", "claim", &["check", "x'*A*x", "--wrt", "x", "--claim", "A*x + A'*x"], None),
+        ("check", "points", &["check", "x'*A*x", "--wrt", "x", "--points", "1"], None),
+        ("check", "tol", &["check", "x'*x", "--wrt", "x", "--claim", "2.001*x", "--tol", "1e-2"], None),
+        ("check", "seed", &["check", "x'*A*x", "--wrt", "x", "--seed", "7"], None),
+        ("check", "format", &["check", "x'*A*x", "--wrt", "x", "--format", "json"], None),
+        ("completions", "shell", &["completions", "zsh"], Some(&["completions", "bash"])),
+        ("man", "command", &["man", "diff"], Some(&["man"])),
+    ];
+    let cli = jacob::Cli::command();
+    let mut listed = Vec::new();
+    for sub in cli.get_subcommands() {
+        for arg in sub.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["help", "version", "expr"].contains(&id) {
+                continue;
+            }
+            listed.push((sub.get_name().to_string(), id.to_string()));
+        }
+    }
+    for (command, flag) in &listed {
+        assert!(
+            uses.iter().any(|(c, f, ..)| c == command && f == flag),
+            "`jacob {command} --{flag}` is listed but no test shows it at work"
+        );
+    }
+    for (command, flag, with, without) in uses {
+        assert!(
+            listed.iter().any(|(c, f)| c == command && f == flag),
+            "`jacob {command} --{flag}` is tested but not listed"
+        );
+        // Accepted (a flag that only checks, `--dim` on `diff`, may reject the input,
+        // but not as an argument), and with an effect on the answer, notes or exit code.
+        let with_flag = jacob(with);
+        assert!(
+            !with_flag.2.contains("unexpected argument") && !with_flag.2.contains("invalid value"),
+            "{with:?}: {}",
+            with_flag.2
+        );
+        let without: Vec<&str> = match without {
+            Some(w) => w.to_vec(),
+            None => {
+                let at = with
+                    .iter()
+                    .position(|a| *a == format!("--{flag}"))
+                    .expect("the flag is in the run");
+                let boolean = ["explain", "equation", "standalone", "random"].contains(flag);
+                let mut w = with.to_vec();
+                w.drain(at..at + if boolean { 1 } else { 2 });
+                w
+            }
+        };
+        assert_ne!(
+            with_flag,
+            jacob(&without),
+            "{with:?} answers as {without:?} does"
+        );
+    }
+}
+
+/// `jacob completions SHELL` prints a script that completes the commands and their
+/// flags; `jacob man [COMMAND]` prints roff manual pages.
+#[test]
+fn completions_and_manual_pages() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = jacob(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for word in ["diff", "hess", "check", "wrt", "standalone", "symmetric"] {
+            assert!(out.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    // The bash script is valid bash.
+    let (_, script, _) = jacob(&["completions", "bash"]);
+    if let Ok(mut child) = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        let _ = child
+            .stdin
+            .take()
+            .map(|mut s| s.write_all(script.as_bytes()));
+        assert!(
+            child.wait().is_ok_and(|s| s.success()),
+            "bash -n rejects the script"
+        );
+    }
+    let (code, page, _) = jacob(&["man"]);
+    assert_eq!(code, 0);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH jacob 1"),
+        "{page}"
+    );
+    assert!(page.contains("jacob\\-diff(1)"), "{page}");
+    for command in ["diff", "hess", "simplify", "shape", "eval", "check"] {
+        let (code, page, err) = jacob(&["man", command]);
+        assert_eq!(code, 0, "{err}");
+        assert!(page.contains(&format!(".TH jacob-{command} 1")), "{page}");
+        assert!(page.contains("\\-\\-dim"), "{command}: {page}");
+    }
+    let (code, _, err) = jacob(&["man", "frobnicate"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// `--standalone` makes a document of every LaTeX answer, and only of LaTeX; flags a
+/// command does not use are refused, not ignored.
+#[test]
+fn standalone_needs_latex_and_unused_flags_are_refused() {
+    let (code, _, err) = jacob(&["simplify", "x", "--standalone"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--format latex"), "{err}");
+    for args in [
+        &["diff", "x'*x", "--wrt", "x", "--seed", "3"][..],
+        &["hess", "x'*x", "--wrt", "x", "--explain"],
+        &["hess", "x'*x", "--wrt", "x", "--layout", "numerator"],
+        &["shape", "x", "--format", "latex"],
+        &["check", "x'*x", "--wrt", "x", "--format", "latex"],
+        &["shape", "x", "--standalone"],
+    ] {
+        let (code, out, err) = jacob(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+    let (_, help, _) = jacob(&["hess", "--help"]);
+    assert!(
+        !help.contains("--explain") && !help.contains("--seed"),
+        "{help}"
+    );
+    let (_, help, _) = jacob(&["shape", "--help"]);
+    assert!(!help.contains("latex"), "{help}");
+}
