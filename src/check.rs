@@ -4,7 +4,7 @@
 //! Both sides are brought to the numerator Jacobian ∂vec(f)/∂vec(V), numel(f)×numel(V),
 //! column-major, so that one comparison serves every layout of SPEC §2.
 
-use crate::cli::{CheckArgs, Config, Format};
+use crate::cli::{CheckArgs, Config, Format, LayoutArg};
 use crate::diff::{self, Layout, Rank};
 use crate::error::{Error, ExprError, Span};
 use crate::eval::{self, Env, EvalError};
@@ -64,6 +64,53 @@ pub(crate) fn check_with(
     text: &str,
     own_derivative: &Derive,
 ) -> Result<Answer, Error> {
+    let mut answer = check_in(a, config, text, own_derivative)?;
+    // A claim that disagrees may be right in another layout: say which.
+    if answer.disagrees && a.claim.is_some() {
+        let mut fits = Vec::new();
+        for other in [
+            LayoutArg::Mixed,
+            LayoutArg::Numerator,
+            LayoutArg::Denominator,
+        ] {
+            if other == a.layout {
+                continue;
+            }
+            let there = CheckArgs {
+                layout: other,
+                ..a.clone()
+            };
+            if check_in(&there, config, text, own_derivative).is_ok_and(|r| !r.disagrees) {
+                fits.push(Layout::from(other).name());
+            }
+        }
+        if let Some(first) = fits.first() {
+            let layouts = match fits.as_slice() {
+                [one] => format!("{one} layout"),
+                more => format!("{} layouts", more.join(" and ")),
+            };
+            answer.notes.insert(
+                0,
+                format!("the claim matches finite differences in {layouts}: add --layout {first}"),
+            );
+            if config.format == Format::Json
+                && let Ok(mut j) = serde_json::from_str::<serde_json::Value>(&answer.out)
+            {
+                j["agrees_in_layouts"] = json!(fits);
+                answer.out = format!("{j}\n");
+            }
+        }
+    }
+    Ok(answer)
+}
+
+/// One check in the layout `a.layout`.
+fn check_in(
+    a: &CheckArgs,
+    config: &Config,
+    text: &str,
+    own_derivative: &Derive,
+) -> Result<Answer, Error> {
     if !(1..=MAX_POINTS).contains(&a.points) {
         return Err(Error::Usage(format!(
             "--points must be from 1 to {MAX_POINTS}"
@@ -77,8 +124,11 @@ pub(crate) fn check_with(
     }
     let mut g = Graph::new();
     let parsed = run::parse_text(&mut g, config, text)?;
-    let mut answer = Answer::default();
-    let var = run::variable(&mut g, config, &parsed, text, &a.wrt, &mut answer.notes)?;
+    let mut answer = Answer {
+        notes: run::kind_notes(&parsed),
+        ..Answer::default()
+    };
+    let var = run::variable(&g, &parsed, text, &a.wrt)?;
     // The reference is the expression as written, not as simplified: a bug in the
     // simplifier must show up as a disagreement, never be endorsed.
     let f = parsed.root;
@@ -92,14 +142,32 @@ pub(crate) fn check_with(
         Some(claim) => {
             let own = own.map(|d| (g.shape(d), print::text(&g, d)));
             let own_shape = own.as_ref().ok().map(|(s, _)| *s);
-            let (d, expected) = read_claim(&mut g, config, claim, f, var, layout, own_shape)
-                .map_err(|e| match (&own, e) {
-                    // jacob's own error says more than "no expected shape".
-                    (Err(de), ClaimError::NoShape) => Error::Unsupported(de.to_string()),
-                    (_, ClaimError::NoShape) => Error::Unsupported("this derivative".into()),
-                    (_, ClaimError::Input(e)) => e,
-                })?;
-            (d, expected, own.ok().map(|(_, t)| t))
+            let own_text = own.as_ref().ok().map(|(_, t)| t.clone());
+            let read = read_claim(&mut g, config, claim, f, var, layout, own_shape);
+            let (d, expected) = match (&own, read) {
+                (_, Ok(read)) => read,
+                // jacob's own error says more than "no expected shape".
+                (Err(de), Err(ClaimError::NoShape)) => {
+                    return Err(Error::Unsupported(de.to_string()));
+                }
+                (_, Err(ClaimError::NoShape)) => {
+                    return Err(Error::Unsupported("this derivative".into()));
+                }
+                (_, Err(ClaimError::Input(e))) => return Err(e),
+                // A claim of the wrong shape is a wrong derivative (SPEC §5).
+                (_, Err(ClaimError::WrongShape(why))) => {
+                    return Ok(wrong_shape(
+                        a,
+                        layout,
+                        text,
+                        claim,
+                        &why,
+                        own_text,
+                        answer.notes,
+                    ));
+                }
+            };
+            (d, expected, own_text)
         }
     };
     run::folded(&g, text)?;
@@ -124,7 +192,7 @@ pub(crate) fn check_with(
         loop {
             if failures >= MAX_TRIES {
                 return Err(Error::Usage(format!(
-                    "no valid point found after {MAX_TRIES} tries: {last_error}"
+                    "no point found where the expression and the derivative can both be evaluated ({MAX_TRIES} points and sizes tried; the last: {last_error}), so nothing was compared"
                 )));
             }
             if failures >= SWITCH_TO_POSITIVE {
@@ -277,9 +345,53 @@ fn fmt_err(v: f64) -> String {
     }
 }
 
+/// The answer for a claim whose shape is not the derivative's: a disagreement, with
+/// no point evaluated.
+fn wrong_shape(
+    a: &CheckArgs,
+    layout: Layout,
+    text: &str,
+    claim: &str,
+    why: &str,
+    own_text: Option<String>,
+    mut notes: Vec<String>,
+) -> Answer {
+    let claim = claim.trim();
+    if let Some(t) = &own_text {
+        notes.push(format!("jacob's derivative is {t}"));
+    }
+    let out = match a.format {
+        crate::cli::ReportFormat::Json => {
+            let j = json!({
+                "command": "check",
+                "input": text,
+                "wrt": a.wrt.trim(),
+                "layout": layout.name(),
+                "claim": claim,
+                "result": "disagrees",
+                "agrees": false,
+                "reason": why,
+                "jacob_derivative": own_text,
+                "points": [],
+            });
+            format!("{j}\n")
+        }
+        crate::cli::ReportFormat::Text => {
+            format!("disagrees: {claim} has the wrong shape: {why}\n")
+        }
+    };
+    Answer {
+        out,
+        notes,
+        disagrees: true,
+    }
+}
+
 enum ClaimError {
     /// The expected shape of the derivative is not known (unsupported combination).
     NoShape,
+    /// The claim's shape is not the derivative's: why, in words.
+    WrongShape(String),
     /// The claim cannot be used.
     Input(Error),
 }
@@ -338,10 +450,9 @@ fn read_claim(
         None => expected_shape(g, f, var, layout).ok_or(ClaimError::NoShape)?,
     };
     if let Some((a, b)) = merged(g) {
-        return Err(Error::Usage(format!(
-            "the claim needs the sizes {a} and {b} to be equal, but the expression does not make them so (fix both with --dim to check at such sizes)"
-        ))
-        .into());
+        return Err(ClaimError::WrongShape(format!(
+            "it needs the sizes {a} and {b} to be equal, but the expression does not make them so (fix both with --dim to check at such sizes)"
+        )));
     }
     let root = parsed.root;
     let got = g.shape(root);
@@ -359,13 +470,12 @@ fn read_claim(
             Rank::Matrix => "a matrix",
         };
         let info = g.symbol(var);
-        return Err(Error::Usage(format!(
-            "the claim is {got_text}, but the derivative of {what} by the {} {} ({} layout) is {expected_text}",
+        return Err(ClaimError::WrongShape(format!(
+            "it is {got_text}, but the derivative of {what} by the {} {} ({} layout) is {expected_text}",
             info.kind.word(),
             info.name,
             layout.name()
-        ))
-        .into());
+        )));
     }
     Ok((root, expected))
 }
@@ -624,17 +734,25 @@ impl Problem<'_> {
         };
         // A derivative that cannot be evaluated where the expression can, or that has
         // the wrong shape, disagrees.
+        // A derivative that cannot be evaluated at this point (an inverse of a matrix
+        // that is singular at these sizes, as A*X*B is when A has fewer columns than
+        // rows) says nothing about whether it is right: draw the point, and the sizes,
+        // again.
         let dv = match eval::eval(g, &[self.d], env) {
             Ok(mut v) => match v.pop() {
                 Some(m) if m.iter().all(|x| x.is_finite()) => m,
                 _ => {
-                    return Ok(Outcome::Point(failed(
-                        "a value is not a finite number".into(),
-                    )));
+                    return Ok(Outcome::Redraw(
+                        "the derivative is not a finite number there".into(),
+                    ));
                 }
             },
             Err(e @ EvalError::Internal(_)) => return Ok(Outcome::Point(failed(e.to_string()))),
-            Err(e) if redrawable(&e) => return Ok(Outcome::Point(failed(e.to_string()))),
+            Err(e) if redrawable(&e) => {
+                return Ok(Outcome::Redraw(format!(
+                    "the derivative cannot be evaluated there: {e}"
+                )));
+            }
             Err(e) => return Err(numeric::explain(g, e)),
         };
         let full = match self.numerator_jacobian(env, dv, nf, nv)? {
@@ -759,25 +877,19 @@ mod tests {
         CheckArgs {
             common: CommonArgs {
                 expr: expr.into(),
-                scalar: vec![],
-                vector: vec![],
-                matrix: vec![],
-                symmetric: vec![],
-                dim: vec![],
-                format: Format::Text,
-                seed: 1,
+                ..CommonArgs::default()
             },
             wrt: wrt.into(),
-            layout: LayoutArg::Mixed,
-            claim: None,
-            points: 3,
-            tol: 1e-5,
+            ..CheckArgs::default()
         }
     }
 
+    fn config(a: &CheckArgs) -> Result<Config, Error> {
+        crate::cli::Command::Check(a.clone()).config()
+    }
+
     fn go(a: &CheckArgs) -> Result<Answer, Error> {
-        let config = Config::from_args(&a.common)?;
-        check(a, &config, &a.common.expr)
+        check(a, &config(a)?, &a.common.expr)
     }
 
     fn agrees(a: &CheckArgs) -> Answer {
@@ -836,7 +948,7 @@ mod tests {
             ("tr(B + norm1(u)*I)", "u"),
         ] {
             let a = args(e, v);
-            let config = Config::from_args(&a.common).unwrap();
+            let config = config(&a).unwrap();
             let planted = check_with(&a, &config, e, &planted).unwrap();
             assert!(
                 planted.disagrees,
@@ -947,7 +1059,7 @@ mod tests {
         agrees(&claim("norm2(A*x - y)^2", "x", "2*A'*(A*x - y)"));
         agrees(&claim("x'*A*x", "x", "(A + A')*x"));
         agrees(&claim("a'*X*b", "X", "a*b'"));
-        agrees(&claim("x'*x", "y", "0"));
+        agrees(&claim("x'*x + 0*y'*y", "y", "0"));
         let mut a = claim("x'*A*x", "x", "2*A*x");
         a.common.symmetric = vec!["A".into()];
         agrees(&a);
@@ -979,39 +1091,76 @@ mod tests {
     }
 
     #[test]
-    fn check_wrong_shape_is_an_input_error() {
-        let e = go(&claim("a'*X*b", "X", "b*a'"))
-            .err()
-            .map(|e| (e.exit_code(), e.to_string()));
-        let (code, msg) = e.unwrap_or_default();
-        assert_eq!(code, 2);
+    fn check_wrong_shape_is_a_disagreement() {
+        let ans = disagrees(&claim("a'*X*b", "X", "b*a'"));
         assert!(
-            msg.contains("the claim is") && msg.contains("by the matrix X (mixed layout) is"),
-            "{msg}"
+            ans.out.contains("the wrong shape: it is")
+                && ans.out.contains("by the matrix X (mixed layout) is"),
+            "{}",
+            ans.out
         );
-        let e = go(&claim("x'*A*x", "x", "x'*(A + A')"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(e.contains("the claim is 1×"), "{e}");
+        // A numerator-layout row where mixed layout wants a column: noted.
+        let ans = disagrees(&claim("x'*A*x", "x", "x'*(A + A')"));
+        assert!(ans.out.contains("it is 1×"), "{}", ans.out);
+        assert_eq!(
+            ans.notes.first().map(String::as_str),
+            Some(
+                "the claim matches finite differences in numerator layout: add --layout numerator"
+            )
+        );
+        let ans = disagrees(&claim("A*x", "x", "A'"));
+        assert!(
+            ans.out.contains("it is m×n") && ans.out.contains("is n×m"),
+            "{}",
+            ans.out
+        );
+        assert!(
+            ans.notes
+                .iter()
+                .any(|n| n.contains("in denominator layout")),
+            "{:?}",
+            ans.notes
+        );
+        // Wrong in every layout: no such note.
+        let ans = disagrees(&claim("a'*X*b", "X", "X + X'"));
+        assert!(ans.out.contains("to be equal"), "{}", ans.out);
+        assert!(
+            !ans.notes.iter().any(|n| n.contains("layout")),
+            "{:?}",
+            ans.notes
+        );
+        // Shapes that fit (X square) but numbers that match only in another layout.
+        let mut a = claim("a'*X*b", "X", "b*a'");
+        a.common.dim = vec!["X=4x4".into()];
+        let ans = disagrees(&a);
+        assert!(
+            ans.notes.iter().any(|n| n.contains("numerator layout")),
+            "{:?}",
+            ans.notes
+        );
+        // A name the expression does not have is still an input error.
         let e = go(&claim("x'*A*x", "x", "A*z"))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("`z`"), "{e}");
-        let e = go(&claim("A*x", "x", "A'"))
+    }
+
+    #[test]
+    fn a_derivative_singular_at_some_sizes_is_checked_at_others() {
+        // A*X*B is singular whenever A has more rows than columns or B more columns
+        // than rows; jacob's derivative has inv(A*X*B). Those sizes are drawn again.
+        let mut a = args("det(A*X*B)", "X");
+        a.points = 12;
+        let ans = agrees(&a);
+        assert_eq!(ans.out.lines().count(), 13, "{}", ans.out);
+        // Nowhere evaluable: an input error, not a disagreement.
+        let e = go(&claim("x'*x", "x", "sqrt(-x.*x - 1)"))
             .err()
-            .map(|e| e.to_string())
+            .map(|e| (e.exit_code(), e.to_string()))
             .unwrap_or_default();
-        assert!(
-            e.contains("the claim is m×n") && e.contains("is n×m"),
-            "{e}"
-        );
-        let e = go(&claim("a'*X*b", "X", "X + X'"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(e.contains("to be equal"), "{e}");
+        assert_eq!(e.0, 2);
+        assert!(e.1.contains("nothing was compared"), "{}", e.1);
     }
 
     #[test]
@@ -1049,7 +1198,23 @@ mod tests {
             &mut out,
             &mut err,
         );
-        assert_eq!(code, 2);
+        assert_eq!(code, 1, "a claim of the wrong shape is a wrong derivative");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run::run(
+            ["jacob", "check", "x'*A*x", "--wrt", "x", "--claim", "A*x"],
+            &mut stdin,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 1);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run::run(
+            ["jacob", "check", "x'*A*x", "--wrt", "x", "--claim", "A*"],
+            &mut stdin,
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 2, "a claim that cannot be read is an input error");
     }
 
     #[test]
@@ -1058,7 +1223,7 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(e.starts_with("no valid point found"), "{e}");
+        assert!(e.starts_with("no point found where"), "{e}");
     }
 
     #[test]

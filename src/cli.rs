@@ -6,7 +6,7 @@ use crate::graph::Kind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::collections::HashMap;
 
-/// jacob — symbolic matrix calculus: derivatives of matrix expressions, simplified.
+/// Symbolic matrix calculus: derivatives of matrix expressions, simplified.
 #[derive(Parser, Debug)]
 #[command(name = "jacob", version, about, long_about = None)]
 pub struct Cli {
@@ -15,21 +15,25 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The commands of SPEC §3.
+/// The commands of SPEC §3, and the shell helpers.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// The derivative of EXPR by a variable, simplified.
     Diff(DiffArgs),
     /// The Hessian of a scalar EXPR by a variable.
-    Hess(DiffArgs),
+    Hess(HessArgs),
     /// EXPR itself, simplified.
-    Simplify(CommonArgs),
+    Simplify(SimplifyArgs),
     /// The inferred shape of EXPR and of every symbol in it.
-    Shape(CommonArgs),
+    Shape(ShapeArgs),
     /// The numeric value of EXPR.
     Eval(EvalArgs),
     /// Compares a derivative with central finite differences at random points.
     Check(CheckArgs),
+    /// Prints a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Prints the manual page (roff), of jacob or of one command.
+    Man(ManArgs),
 }
 
 /// Output formats.
@@ -38,10 +42,30 @@ pub enum Format {
     /// jacob's own syntax, one line per expression.
     #[default]
     Text,
-    /// LaTeX for `$…$`.
+    /// LaTeX for `$…$` (with `--standalone`, a whole document).
     Latex,
     /// A JSON object per expression.
     Json,
+}
+
+/// Output formats of the commands that answer in words and numbers (`shape`, `check`):
+/// they have no LaTeX form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum ReportFormat {
+    /// Lines of text.
+    #[default]
+    Text,
+    /// A JSON object per expression.
+    Json,
+}
+
+impl From<ReportFormat> for Format {
+    fn from(f: ReportFormat) -> Format {
+        match f {
+            ReportFormat::Text => Format::Text,
+            ReportFormat::Json => Format::Json,
+        }
+    }
 }
 
 /// Layouts as spelled on the command line.
@@ -56,8 +80,8 @@ pub enum LayoutArg {
     Denominator,
 }
 
-/// Options every command takes.
-#[derive(Args, Debug, Clone)]
+/// The expression and what it declares: options every expression command takes.
+#[derive(Args, Debug, Clone, Default)]
 pub struct CommonArgs {
     /// The expression, or `-` to read one per line from standard input.
     #[arg(allow_hyphen_values = true)]
@@ -74,19 +98,25 @@ pub struct CommonArgs {
     /// Names that are symmetric matrices (S' = S).
     #[arg(long, value_delimiter = ',')]
     pub symmetric: Vec<String>,
-    /// Fixes a size for numeric work: `x=5`, `A=5x3`.
+    /// Fixes the size of a symbol of EXPR: `x=5`, `A=5x3`.
     #[arg(long, value_name = "NAME=SIZE")]
     pub dim: Vec<String>,
+}
+
+/// The output of a command that has a LaTeX form.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Seed for random values, so that numeric work is reproducible.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// With `--format latex`: a whole LaTeX document (amsmath) that pdflatex compiles as
+    /// it is, long results broken across lines.
+    #[arg(long)]
+    pub standalone: bool,
 }
 
-/// Options of `diff` and `hess`.
-#[derive(Args, Debug, Clone)]
+/// Options of `diff`.
+#[derive(Args, Debug, Clone, Default)]
 pub struct DiffArgs {
     /// Common options.
     #[command(flatten)]
@@ -103,20 +133,68 @@ pub struct DiffArgs {
     /// Print the whole statement, `∂f/∂x = …` with its layout (LaTeX with `--format latex`).
     #[arg(long)]
     pub equation: bool,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Options of `hess`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HessArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The variable to differentiate by, twice.
+    #[arg(long)]
+    pub wrt: String,
+    /// Print the whole statement, `∂²f/∂x∂x' = …` (LaTeX with `--format latex`).
+    #[arg(long)]
+    pub equation: bool,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Options of `simplify`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SimplifyArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Options of `shape`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ShapeArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 /// Options of `eval`.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct EvalArgs {
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// A value: `x=[1,2,3]`, `A=[[1,2],[3,4]]`, `c=2.5`, `X=@data.npy`.
+    /// A value: `x=[1,2,3]`, `A=[[1,2],[3,4]]`, `A=[1 2; 3 4]`, `c=2.5`, `X=@data.npy`.
     #[arg(long, value_name = "NAME=VALUE")]
     pub set: Vec<String>,
     /// Fill symbols without a value with seeded random values.
     #[arg(long)]
     pub random: bool,
+    /// Seed for `--random`, so that the values are reproducible.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output (`--format latex` prints a `bmatrix`).
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Options of `check`.
@@ -140,6 +218,96 @@ pub struct CheckArgs {
     /// Relative tolerance.
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+    /// Seed for the random sizes and points, so that a check is reproducible.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+impl Default for CheckArgs {
+    fn default() -> CheckArgs {
+        CheckArgs {
+            common: CommonArgs::default(),
+            wrt: String::new(),
+            layout: LayoutArg::Mixed,
+            claim: None,
+            points: 3,
+            tol: 1e-5,
+            seed: 1,
+            format: ReportFormat::Text,
+        }
+    }
+}
+
+/// Options of `completions`.
+#[derive(Args, Debug, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete jacob's commands and options in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `man`.
+#[derive(Args, Debug, Clone)]
+pub struct ManArgs {
+    /// A command whose page to print (`jacob-diff(1)`); without it, jacob's own page.
+    #[arg(value_parser = ["diff", "hess", "simplify", "shape", "eval", "check", "completions", "man"])]
+    pub command: Option<String>,
+}
+
+impl Command {
+    /// The expression options of an expression command; `None` for the shell helpers.
+    pub fn common(&self) -> Option<&CommonArgs> {
+        Some(match self {
+            Command::Diff(a) => &a.common,
+            Command::Hess(a) => &a.common,
+            Command::Simplify(a) => &a.common,
+            Command::Shape(a) => &a.common,
+            Command::Eval(a) => &a.common,
+            Command::Check(a) => &a.common,
+            Command::Completions(_) | Command::Man(_) => return None,
+        })
+    }
+
+    /// The command's name, as typed: `diff`, `check`, ….
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Diff(_) => "diff",
+            Command::Hess(_) => "hess",
+            Command::Simplify(_) => "simplify",
+            Command::Shape(_) => "shape",
+            Command::Eval(_) => "eval",
+            Command::Check(_) => "check",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+
+    /// The validated configuration of an expression command.
+    pub fn config(&self) -> Result<Config, Error> {
+        let (format, standalone, seed) = match self {
+            Command::Diff(a) => (a.output.format, a.output.standalone, 1),
+            Command::Hess(a) => (a.output.format, a.output.standalone, 1),
+            Command::Simplify(a) => (a.output.format, a.output.standalone, 1),
+            Command::Eval(a) => (a.output.format, a.output.standalone, a.seed),
+            Command::Shape(a) => (a.format.into(), false, 1),
+            Command::Check(a) => (a.format.into(), false, a.seed),
+            Command::Completions(_) | Command::Man(_) => (Format::Text, false, 1),
+        };
+        if standalone && format != Format::Latex {
+            return Err(Error::Usage(
+                "--standalone makes a LaTeX document: use it with --format latex".into(),
+            ));
+        }
+        let common = self.common().cloned().unwrap_or_default();
+        let mut config = Config::from_args(&common)?;
+        config.format = format;
+        config.standalone = standalone;
+        config.seed = seed;
+        Ok(config)
+    }
 }
 
 impl From<LayoutArg> for Layout {
@@ -161,12 +329,15 @@ pub struct Config {
     pub dims: Vec<(String, Vec<usize>)>,
     /// Output format.
     pub format: Format,
+    /// `--standalone`: a whole LaTeX document.
+    pub standalone: bool,
     /// Random seed.
     pub seed: u64,
 }
 
 impl Config {
-    /// Checks the declarations and sizes.
+    /// Checks the declarations and sizes; text output and seed 1 until the command
+    /// says otherwise ([`Command::config`]).
     pub fn from_args(a: &CommonArgs) -> Result<Config, Error> {
         let mut kinds: HashMap<String, Kind> = HashMap::new();
         let lists = [
@@ -224,8 +395,9 @@ impl Config {
         Ok(Config {
             kinds,
             dims,
-            format: a.format,
-            seed: a.seed,
+            format: Format::Text,
+            standalone: false,
+            seed: 1,
         })
     }
 }

@@ -940,7 +940,17 @@ impl Render<'_> {
                 let vs = self.shape(v.shape);
                 let fs = self.shape(g.shape(*f));
                 let body = self.expr(*f);
-                if self.latex {
+                // An expression too wide for a line of a page is given by the steps
+                // alone, which name every part of it.
+                let wide = latex::width(&body) > 40.0 || body.contains(r"\begin");
+                if self.latex && wide {
+                    format!(
+                        r"\text{{Differentiate }} {}{fs} \text{{ by }} {}{vs}\text{{, with }} {} \text{{ as the steps below compute it}}",
+                        self.name(*name),
+                        self.name(*var),
+                        self.name(*name)
+                    )
+                } else if self.latex {
                     format!(
                         r"\text{{Differentiate }} {} = {body}{fs} \text{{ by }} {}{vs}",
                         self.name(*name),

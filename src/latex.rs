@@ -52,6 +52,410 @@ pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
     format!(r"\begin{{aligned}}{}\end{{aligned}}", lines.join(r" \\ "))
 }
 
+/// A numeric value as LaTeX: a number, or a `bmatrix` (amsmath; KaTeX renders it) with
+/// a column vector as one column. amsmath's `bmatrix` takes at most 10 columns, so a
+/// wider matrix is an `array` in brackets, which has no such limit.
+pub fn value(m: &nalgebra::DMatrix<f64>) -> String {
+    if m.nrows() == 1 && m.ncols() == 1 {
+        return number(m[(0, 0)]);
+    }
+    let rows: Vec<String> = (0..m.nrows())
+        .map(|i| {
+            let items: Vec<String> = (0..m.ncols()).map(|j| number(m[(i, j)])).collect();
+            items.join(" & ")
+        })
+        .collect();
+    let body = rows.join(r" \\ ");
+    if m.ncols() <= 10 {
+        format!(r"\begin{{bmatrix}} {body} \end{{bmatrix}}")
+    } else {
+        let cols = "c".repeat(m.ncols());
+        format!(r"\left[\begin{{array}}{{{cols}}} {body} \end{{array}}\right]")
+    }
+}
+
+/// One displayed statement of a document: `lhs = ` the expression `id`, then `tail`
+/// (with an empty `lhs`, the expression alone).
+pub struct Item {
+    /// The left-hand side, LaTeX, or empty.
+    pub lhs: String,
+    /// The expression.
+    pub id: Id,
+    /// LaTeX after the expression (`\quad \text{(mixed layout)}`).
+    pub tail: String,
+}
+
+/// The widest a row of a document may be, in [`width`] units (about one letter each):
+/// narrower than the text width of an `article` page (345pt), with room for the
+/// continuation indent.
+const ROW_WIDTH: f64 = 46.0;
+
+/// A subexpression wider than this gets a name and a `where` row of its own, so that
+/// no row nests more than one row's width inside parentheses.
+const NAMED_WIDTH: f64 = 32.0;
+
+/// The rows of an `align*` block for `items`, no row wider than the page: a
+/// subexpression that would be wider than [`NAMED_WIDTH`] inside another is named
+/// and defined on a `where` row (besides the text printer's shared subexpressions and
+/// the bindings that bound nesting), and a row still too wide is broken before a
+/// top-level `=`, `+`, `-` or factor ([`break_row`]).
+pub fn rows(g: &Graph, items: &[Item]) -> Vec<String> {
+    let roots: Vec<Id> = items.iter().map(|i| i.id).collect();
+    let names = names_for_width(g, &roots);
+    let fixed: Vec<Fixed> = roots.iter().map(|&r| Fixed::new(g, r, &names)).collect();
+    let reach: Vec<std::collections::HashSet<Id>> = roots
+        .iter()
+        .map(|&r| g.reachable(&[r]).into_iter().collect())
+        .collect();
+    let printer = |k: usize| Printer {
+        g,
+        sigmoid: if g.lookup("sigma").is_some() {
+            r"\operatorname{sigmoid}"
+        } else {
+            r"\sigma"
+        },
+        names: &names,
+        plain: crate::print::PlainCache::default(),
+        fixed: &fixed[k],
+    };
+    let mut out = Vec::new();
+    for (k, item) in items.iter().enumerate() {
+        let mut body = String::new();
+        printer(k).at(item.id, Prec::Add, &mut body);
+        let lead = if item.lhs.is_empty() {
+            "& ".to_string()
+        } else {
+            format!("{} &= ", item.lhs)
+        };
+        out.push(format!("{lead}{body}{}", item.tail));
+    }
+    let mut bound: Vec<(&Id, &String)> = names.iter().collect();
+    bound.sort();
+    for (i, (&node, _)) in bound.into_iter().enumerate() {
+        let k = reach.iter().position(|r| r.contains(&node)).unwrap_or(0);
+        let p = printer(k);
+        let mut def = String::new();
+        p.form(node, &mut def);
+        let name = p.name(node).unwrap_or_default();
+        let lead = if i == 0 { r"\text{where}\quad " } else { "" };
+        out.push(format!("{lead}{name} &= {def}"));
+    }
+    out.into_iter().flat_map(|r| break_row(&r)).collect()
+}
+
+/// A whole LaTeX document (article, amsmath) showing `rows` as one `align*` block;
+/// `\allowdisplaybreaks` lets a long block run over pages.
+pub fn document(rows: &[String]) -> String {
+    format!(
+        "\\documentclass{{article}}\n\\usepackage{{amsmath}}\n\\allowdisplaybreaks\n\\begin{{document}}\n{}\\end{{document}}\n",
+        block(rows)
+    )
+}
+
+/// One `align*` block of `rows`, one row a line, for pasting into a document.
+pub fn block(rows: &[String]) -> String {
+    format!(
+        "\\begin{{align*}}\n{}\n\\end{{align*}}\n",
+        rows.join(" \\\\\n")
+    )
+}
+
+/// The names of the rows: the text printer's shared subexpressions and nesting
+/// bindings for every root, and every subexpression wider than [`NAMED_WIDTH`] once
+/// its named parts print as names; a row that is still too wide and cannot be broken
+/// at the top level (a fraction, a call) has its widest parts named too.
+fn names_for_width(g: &Graph, roots: &[Id]) -> HashMap<Id, String> {
+    let mut named: std::collections::HashSet<Id> = std::collections::HashSet::new();
+    for &r in roots {
+        named.extend(names_within(g, r, MAX_NESTING).into_keys());
+    }
+    let order = g.reachable(roots);
+    let mut size: HashMap<Id, f64> = HashMap::with_capacity(order.len());
+    let nameable = |id: Id| {
+        !matches!(
+            g.node(id),
+            Node::Num(_)
+                | Node::Sym(_)
+                | Node::Size(_)
+                | Node::Identity(_)
+                | Node::Ones(..)
+                | Node::Zero(..)
+        )
+    };
+    let sized = |id: Id, named: &std::collections::HashSet<Id>, size: &HashMap<Id, f64>| {
+        if named.contains(&id) {
+            3.0
+        } else {
+            size.get(&id).copied().unwrap_or(3.0)
+        }
+    };
+    for &id in &order {
+        let inner: f64 = g
+            .children(id)
+            .iter()
+            .map(|&c| sized(c, &named, &size))
+            .sum();
+        let s = own_width(g, id) + inner;
+        size.insert(id, s);
+        if s > NAMED_WIDTH && !roots.contains(&id) && nameable(id) {
+            named.insert(id);
+        }
+    }
+    // Rows that cannot be broken at the top level: name their widest parts.
+    let mut rows: Vec<Id> = roots.to_vec();
+    rows.extend(named.iter().copied());
+    for r in rows {
+        let breakable = match g.node(r) {
+            Node::Add(_) | Node::Had(_) | Node::Kron(_) => true,
+            Node::Mul(_) => !Fraction::of(g, r, &HashMap::new()).is_frac(),
+            _ => false,
+        };
+        if breakable {
+            continue;
+        }
+        let mut kids: Vec<Id> = g.children(r).to_vec();
+        kids.sort_by(|a, b| sized(*b, &named, &size).total_cmp(&sized(*a, &named, &size)));
+        let mut total: f64 =
+            own_width(g, r) + kids.iter().map(|&c| sized(c, &named, &size)).sum::<f64>();
+        for c in kids {
+            if total <= ROW_WIDTH {
+                break;
+            }
+            if nameable(c) && !named.contains(&c) {
+                total -= sized(c, &named, &size) - 3.0;
+                named.insert(c);
+            }
+        }
+    }
+    // Named in the order of the graph (children first), with a prefix no symbol uses.
+    let mut ids: Vec<Id> = named.into_iter().collect();
+    ids.sort();
+    let taken: Vec<&str> = g
+        .symbols()
+        .map(|(_, info)| info.name.as_str())
+        .chain(g.reserved.iter().map(String::as_str))
+        .collect();
+    let prefix = ["h", "t", "u", "v", "z"]
+        .into_iter()
+        .find(|p| {
+            !taken
+                .iter()
+                .any(|n| n.starts_with(p) && n[p.len()..].chars().all(|c| c.is_ascii_digit()))
+        })
+        .unwrap_or("tmp_h");
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, format!("{prefix}{}", i + 1)))
+        .collect()
+}
+
+/// The width a node adds to its children's as printed, in [`width`] units.
+fn own_width(g: &Graph, id: Id) -> f64 {
+    let n = |k: usize| k.saturating_sub(1) as f64;
+    match g.node(id) {
+        Node::Num(v) => number(v.get()).len() as f64,
+        Node::Sym(s) => width(&symbol(g, *s)),
+        Node::Size(d) => width(&size(g, *d)),
+        Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => 6.0,
+        Node::Add(ts) => 3.0 * n(ts.len()) + 2.0,
+        Node::Mul(fs) => 0.5 * n(fs.len()) + 2.0,
+        Node::Had(fs) => 3.0 * n(fs.len()) + 2.0,
+        Node::Pow(_) | Node::EPow(_) => 3.0,
+        Node::Transpose(_) => 3.0,
+        Node::Call(f, _) => f.name().len() as f64 + 2.0,
+        Node::Kron(_) => 5.0,
+    }
+}
+
+/// The width of math LaTeX as typeset, roughly in letters: command names, braces and
+/// scripts markers take no room, `\quad` two letters, a binary operator with its
+/// spacing two.
+pub(crate) fn width(latex: &str) -> f64 {
+    let b = latex.as_bytes();
+    let mut w = 0.0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            let name = &latex[start..j];
+            w += match name {
+                "" => {
+                    j += 1;
+                    0.3
+                }
+                "left" | "right" | "mathbf" | "boldsymbol" | "operatorname" | "mathrm"
+                | "mathit" | "text" | "frac" | "sqrt" | "begin" | "end" => 0.0,
+                "quad" => 2.0,
+                "qquad" => 4.0,
+                "cdot" | "odot" | "oslash" | "otimes" | "times" => 2.0,
+                _ => 1.0,
+            };
+            i = j;
+            continue;
+        }
+        w += match c {
+            b'{' | b'}' | b'^' | b'_' | b' ' | b'&' => 0.0,
+            b'+' | b'-' | b'=' => 2.0,
+            _ => 1.0,
+        };
+        i += 1;
+    }
+    w
+}
+
+/// A row of an `align*` block, broken into rows no wider than [`ROW_WIDTH`] where it
+/// can be: before a `=`, `+` or `-` at the top level (outside braces, `\left…\right`
+/// and environments), else between top-level factors. Each continuation starts
+/// `&\qquad`, under the alignment point.
+pub fn break_row(row: &str) -> Vec<String> {
+    if width(row) <= ROW_WIDTH {
+        return vec![row.to_string()];
+    }
+    let row = &split_text(row);
+    // Top-level places to break, with their strength: 2 for = + -, 1 for a factor.
+    let b = row.as_bytes();
+    let mut depth = 0i32;
+    let mut cuts: Vec<(usize, u8)> = Vec::new();
+    let mut i = 0;
+    let align = row.find('&').map_or(0, |a| a + 1);
+    while i < b.len() {
+        let rest = &row[i..];
+        if rest.starts_with(r"\left") || rest.starts_with(r"\begin") {
+            depth += 1;
+        } else if rest.starts_with(r"\right") || rest.starts_with(r"\end") {
+            depth -= 1;
+        }
+        match b[i] {
+            b'{' => depth += 1,
+            b'}' => depth -= 1,
+            b' ' if depth == 0 && i > align => {
+                let next = &row[i + 1..];
+                let strong = [
+                    "= ", "+ ", "- ", r"\quad", r"\cdot", r"\odot", r"\oslash", r"\otimes",
+                ]
+                .iter()
+                .any(|p| next.starts_with(p));
+                let prev_op = row[..i].ends_with(['=', '+', '-', '&'])
+                    || row[..i].ends_with(r"\cdot")
+                    || row[..i].ends_with(r"\odot")
+                    || row[..i].ends_with(r"\oslash")
+                    || row[..i].ends_with(r"\otimes");
+                if strong {
+                    cuts.push((i, 2));
+                } else if !prev_op {
+                    cuts.push((i, 1));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut out = Vec::new();
+    let mut from = 0;
+    let mut lead = String::new();
+    loop {
+        let piece = &row[from..];
+        if width(&lead) + width(piece) <= ROW_WIDTH {
+            out.push(format!("{lead}{piece}"));
+            break;
+        }
+        // The last cut that keeps the row within width, strong cuts preferred.
+        let fits =
+            |&&(c, _): &&(usize, u8)| c > from && width(&lead) + width(&row[from..c]) <= ROW_WIDTH;
+        let cut = cuts
+            .iter()
+            .filter(|c| c.1 == 2)
+            .rfind(fits)
+            .or_else(|| cuts.iter().rfind(fits))
+            .or_else(|| cuts.iter().find(|&&(c, _)| c > from));
+        let Some(&(cut, _)) = cut else {
+            out.push(format!("{lead}{piece}"));
+            break;
+        };
+        out.push(format!("{lead}{}", &row[from..cut]));
+        from = cut + 1;
+        lead = r"&\qquad ".to_string();
+    }
+    // Words of one text on one row are one `\text` again.
+    out.into_iter()
+        .map(|r| r.replace(r"} \text{ ", " "))
+        .collect()
+}
+
+/// Text (`\text{…}`) wider than a few words, split into one `\text` per word so
+/// that [`break_row`] can break between them: `\text{a} \text{ b}` prints as `a b`.
+fn split_text(row: &str) -> String {
+    let mut out = String::with_capacity(row.len() + 16);
+    let mut rest = row;
+    while let Some(at) = rest.find(r"\text{") {
+        out.push_str(&rest[..at]);
+        let body_from = at + r"\text{".len();
+        let body_end = rest[body_from..].find(['{', '}']).map(|e| body_from + e);
+        match body_end {
+            Some(end) if rest.as_bytes()[end] == b'}' && width(&rest[body_from..end]) > 12.0 => {
+                let words: Vec<&str> = rest[body_from..end].split(' ').collect();
+                let parts: Vec<String> = words
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let space = if i == 0 { "" } else { " " };
+                        format!(r"\text{{{space}{w}}}")
+                    })
+                    .collect();
+                out.push_str(&parts.join(" "));
+                rest = &rest[end + 1..];
+            }
+            _ => {
+                out.push_str(r"\text{");
+                rest = &rest[body_from..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A numeric value as rows of a document: blocks of at most 40 rows and as many
+/// columns as fit [`ROW_WIDTH`], each labelled with the rows and columns it holds when
+/// the value takes more than one block.
+pub fn value_rows(m: &nalgebra::DMatrix<f64>) -> Vec<String> {
+    let whole = value(m);
+    if width(&whole) <= ROW_WIDTH && m.nrows() <= 40 {
+        return vec![format!("& {whole}")];
+    }
+    let widest = m.iter().map(|&v| width(&number(v))).fold(1.0, f64::max);
+    let per_row = ((ROW_WIDTH - 16.0) / (widest + 2.0)).floor().max(1.0) as usize;
+    let mut out = Vec::new();
+    for r0 in (0..m.nrows()).step_by(40) {
+        let r1 = (r0 + 40).min(m.nrows());
+        for c0 in (0..m.ncols()).step_by(per_row) {
+            let c1 = (c0 + per_row).min(m.ncols());
+            let block = m.view((r0, c0), (r1 - r0, c1 - c0)).clone_owned();
+            let body = if block.nrows() == 1 && block.ncols() == 1 {
+                format!(
+                    r"\begin{{bmatrix}} {} \end{{bmatrix}}",
+                    number(block[(0, 0)])
+                )
+            } else {
+                value(&block)
+            };
+            out.push(format!(
+                r"\text{{rows {}--{}, columns {}--{}:}} &\quad {body}",
+                r0 + 1,
+                r1,
+                c0 + 1,
+                c1
+            ));
+        }
+    }
+    out
+}
+
 /// How deep a printed form may nest before a part of it is named on a `where` line:
 /// each level costs LaTeX a few of its 255 levels of grouping.
 const MAX_NESTING: u32 = 40;

@@ -45,7 +45,8 @@ pub fn apply_dims(g: &Graph, env: &mut Env, dims: &[(String, Vec<usize>)]) -> Re
     for (name, sizes) in dims {
         let Some(sym) = g.lookup(name) else {
             return Err(Error::Usage(format!(
-                "--dim names `{name}`, which does not appear in the expression"
+                "--dim names `{name}`, which does not appear in the expression{}",
+                crate::parse::symbol_hint(g, name)
             )));
         };
         let shape = g.symbol(sym).shape;

@@ -42,6 +42,11 @@ pub struct Parsed {
     pub root: Id,
     /// The names bound with `where`, with their places.
     pub bindings: Vec<(String, Span)>,
+    /// Symbols that are scalars only by default (Greek names, not declared) and are
+    /// broadcast against a vector or matrix (`x - mu`), in order of appearance: likely
+    /// meant otherwise, so the command line says so.
+    /// With the kind it would need to match what it is broadcast against.
+    pub broadcast_by_default: Vec<(String, Kind)>,
 }
 
 /// Parses `src` into `graph`, declaring symbols as it meets them (kinds from `decls`,
@@ -67,14 +72,20 @@ pub fn parse(
         scope: Vec::new(),
         pending: Vec::new(),
         bindings: Vec::new(),
+        broadcast_by_default: Vec::new(),
     };
     let root = builder.expr(expr)?;
     let bindings = builder.bindings;
+    let broadcast_by_default = builder.broadcast_by_default;
     graph.dims.settle();
     graph
         .reserved
         .extend(bindings.iter().map(|(name, _)| name.clone()));
-    Ok(Parsed { root, bindings })
+    Ok(Parsed {
+        root,
+        bindings,
+        broadcast_by_default,
+    })
 }
 
 /// An operand on its way up: its node, and its place in the text for messages.
@@ -93,6 +104,7 @@ struct Builder<'a> {
     /// Names of the current `where` clause not bound yet (a use is circular).
     pending: Vec<String>,
     bindings: Vec<(String, Span)>,
+    broadcast_by_default: Vec<(String, Kind)>,
 }
 
 fn span_of(pair: &Pair<Rule>) -> Span {
@@ -216,10 +228,11 @@ impl<'a> Builder<'a> {
                             );
                             let (l, r) = if verb == "add" { (l, r) } else { (r, l) };
                             let prep = if verb == "add" { "and" } else { "from" };
-                            return Err(ExprError::new(
+                            let e = ExprError::new(
                                 format!("cannot {verb} {l} {prep} {r}: the shapes differ"),
                                 op_span,
-                            ));
+                            );
+                            return Err(self.scalar_hint(e, &[Some(lhs.id), Some(rhs.id)]));
                         }
                     }
                 }
@@ -237,6 +250,14 @@ impl<'a> Builder<'a> {
         }
         if terms.len() == 1 {
             return Ok(Operand { id: terms[0], span });
+        }
+        if let Some(wide) = result_shape {
+            let against = self.shape(wide.id);
+            for &t in &terms {
+                if self.graph.is_scalar(t) {
+                    self.note_broadcast(t, against);
+                }
+            }
         }
         let shape = result_shape.map_or(Shape::SCALAR, |o| self.shape(o.id));
         let id = self.graph.intern(Node::Add(terms.into()), shape);
@@ -279,28 +300,43 @@ impl<'a> Builder<'a> {
             }
             run_kind = kind;
             let lhs = (run_shape, acc.span);
-            let (factor_id, shape) = match op.as_str() {
-                "*" => (rhs.id, self.check_mul(lhs, rhs, op_span)?),
-                "/" => {
-                    self.check_divisor(rhs, op_span, "/")?;
-                    let minus_one = self.graph.num(-1.0);
-                    (
-                        self.graph
-                            .intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR),
-                        run_shape,
-                    )
-                }
-                ".*" => (rhs.id, self.check_elementwise(lhs, rhs, op_span, ".*")?),
-                _ => {
-                    let shape = self.check_elementwise(lhs, rhs, op_span, "./")?;
-                    let minus_one = self.graph.num(-1.0);
-                    let rshape = self.shape(rhs.id);
-                    (
-                        self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape),
-                        shape,
-                    )
-                }
+            let lhs_id = (run.len() == 1).then(|| run[0]);
+            let checked: Result<(Id, Shape), ExprError> = (|| {
+                Ok(match op.as_str() {
+                    "*" => (rhs.id, self.check_mul(lhs, rhs, op_span)?),
+                    "/" => {
+                        self.check_divisor(rhs, op_span, "/")?;
+                        let minus_one = self.graph.num(-1.0);
+                        (
+                            self.graph
+                                .intern(Node::Pow([rhs.id, minus_one]), Shape::SCALAR),
+                            run_shape,
+                        )
+                    }
+                    ".*" => {
+                        let shape = self.check_elementwise(lhs, rhs, op_span, ".*")?;
+                        self.note_elementwise_broadcast(&run, run_shape, rhs.id);
+                        (rhs.id, shape)
+                    }
+                    _ => {
+                        let shape = self.check_elementwise(lhs, rhs, op_span, "./")?;
+                        self.note_elementwise_broadcast(&run, run_shape, rhs.id);
+                        let minus_one = self.graph.num(-1.0);
+                        let rshape = self.shape(rhs.id);
+                        (
+                            self.graph.intern(Node::EPow([rhs.id, minus_one]), rshape),
+                            shape,
+                        )
+                    }
+                })
+            })();
+            // Only the divisor of `/` must be a scalar.
+            let culprits = if op.as_str() == "/" {
+                [None, Some(rhs.id)]
+            } else {
+                [lhs_id, Some(rhs.id)]
             };
+            let (factor_id, shape) = checked.map_err(|e| self.scalar_hint(e, &culprits))?;
             // Multiplying may have made the run so far 1×1 (`ones'*x*y`: `ones'` could
             // have been a matrix until `y` came); then it scales what follows.
             if run.len() > 1 && self.graph.dims.is_scalar(run_shape) {
@@ -320,6 +356,80 @@ impl<'a> Builder<'a> {
             self.flush(run_kind, &run, run_shape)
         };
         Ok(Operand { id, span })
+    }
+
+    /// A shape error with a way out when one of `ids` is a bare name that is a vector
+    /// only by default (lowercase, not declared): `t*x` by t means a scalar t.
+    fn scalar_hint(&self, mut e: ExprError, ids: &[Option<Id>]) -> ExprError {
+        let mut names: Vec<&str> = Vec::new();
+        for id in ids.iter().flatten() {
+            if let Node::Sym(s) = self.graph.node(*id) {
+                let name = self.graph.symbol(*s).name.as_str();
+                if !self.decls.contains_key(name)
+                    && default_kind(name) == Kind::Vector
+                    && !names.contains(&name)
+                {
+                    names.push(name);
+                }
+            }
+        }
+        let flags: Vec<String> = names.iter().map(|n| format!("--scalar {n}")).collect();
+        if !names.is_empty() {
+            e.message.push_str(&format!(
+                "; if {} is a scalar, declare it with {}",
+                either(&names),
+                flags.join(" or ")
+            ));
+        }
+        e
+    }
+
+    /// Notes the scalar side of an elementwise operation between the run so far and
+    /// `rhs`, when the other side is not a scalar.
+    fn note_elementwise_broadcast(&mut self, run: &[Id], run_shape: Shape, rhs: Id) {
+        let lhs_scalar = self.graph.dims.is_scalar(run_shape);
+        let rhs_scalar = self.graph.is_scalar(rhs);
+        if lhs_scalar && !rhs_scalar && run.len() == 1 {
+            let against = self.shape(rhs);
+            self.note_broadcast(run[0], against);
+        } else if rhs_scalar && !lhs_scalar {
+            self.note_broadcast(rhs, run_shape);
+        }
+    }
+
+    /// Records `id`, a scalar broadcast against a vector or matrix, when it is a symbol
+    /// that is a scalar only by default (a Greek name not declared), possibly negated,
+    /// transposed or scaled by numbers (`-2*mu`).
+    fn note_broadcast(&mut self, mut id: Id, against: Shape) {
+        loop {
+            match self.graph.node(id) {
+                Node::Transpose(a) => id = *a,
+                Node::Mul(fs) => {
+                    let mut rest = fs.iter().filter(|&&f| self.graph.as_num(f).is_none());
+                    match (rest.next(), rest.next()) {
+                        (Some(&f), None) => id = f,
+                        _ => return,
+                    }
+                }
+                Node::Sym(s) => {
+                    let name = &self.graph.symbol(*s).name;
+                    let dims = &self.graph.dims;
+                    let kind = if dims.is_column(against) || dims.is_row(against) {
+                        Kind::Vector
+                    } else {
+                        Kind::Matrix
+                    };
+                    if !self.decls.contains_key(name)
+                        && default_kind(name) == Kind::Scalar
+                        && !self.broadcast_by_default.iter().any(|(n, _)| n == name)
+                    {
+                        self.broadcast_by_default.push((name.clone(), kind));
+                    }
+                    return;
+                }
+                _ => return,
+            }
+        }
     }
 
     fn flush(&mut self, kind: RunKind, run: &[Id], shape: Shape) -> Id {
@@ -469,6 +579,19 @@ impl<'a> Builder<'a> {
             let exp_scalar = dims.unify(se.rows, Dim::One) && dims.unify(se.cols, Dim::One);
             let mut names = DimNames::default();
             if !exp_scalar {
+                // `x^T` is how papers write a transpose.
+                if self.text(acc.span) == "T" {
+                    let b = self.text(base.span);
+                    let b = if Self::is_operand_text(&b) {
+                        b
+                    } else {
+                        format!("({b})")
+                    };
+                    return Err(ExprError::new(
+                        format!("`{op}T` is not a transpose in jacob: write `{b}'`"),
+                        Span::new(op_span.start, acc.span.end),
+                    ));
+                }
                 let e = self.describe(&mut names, acc);
                 return Err(ExprError::new(
                     format!("the exponent {e} of `{op}` must be a scalar"),
@@ -479,12 +602,13 @@ impl<'a> Builder<'a> {
                 let dims = &mut self.graph.dims;
                 if !(dims.unify(sb.rows, Dim::One) && dims.unify(sb.cols, Dim::One)) {
                     let b = self.describe(&mut names, base);
-                    return Err(ExprError::new(
+                    let e = ExprError::new(
                         format!(
                             "cannot raise {b} to a power with `^`: use `.^` for elementwise powers"
                         ),
                         op_span,
-                    ));
+                    );
+                    return Err(self.scalar_hint(e, &[Some(base.id)]));
                 }
                 self.graph
                     .intern(Node::Pow([base.id, acc.id]), Shape::SCALAR)
@@ -497,6 +621,13 @@ impl<'a> Builder<'a> {
             };
         }
         Ok(Operand { id: acc.id, span })
+    }
+
+    /// True for text that stays one operand when something is appended to it: a name,
+    /// a number, a call or a parenthesized group.
+    fn is_operand_text(text: &str) -> bool {
+        let toks = tokens(text);
+        !toks.is_empty() && operand_after(text, &toks, 0).is_some_and(|o| o.len() == text.len())
     }
 
     fn postfixed(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
@@ -805,8 +936,80 @@ pub fn default_kind(name: &str) -> Kind {
     }
 }
 
+/// The candidates nearest to `name` by edit distance (Damerau–Levenshtein, ignoring
+/// case; ties go to names of the same case, then to fewer edits with case), if near
+/// enough to be a likely typo: one edit for names of up to four characters, two for
+/// longer ones, and fewer edits than the name has characters unless both are one
+/// character long (`z` → `x`). Several when they are equally near (`W3` → `W1`, `W2`).
+pub(crate) fn nearest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    let upper = |s: &str| s.starts_with(|c: char| c.is_ascii_uppercase());
+    let mut ranked: Vec<((usize, bool, usize), &str)> = candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| {
+            let d = strsim::damerau_levenshtein(&lower, &c.to_ascii_lowercase());
+            let key = (
+                d,
+                upper(c) != upper(name),
+                strsim::damerau_levenshtein(name, c),
+            );
+            (key, c)
+        })
+        .filter(|((d, _, _), c)| {
+            let allowed = if name.len() <= 4 { 1 } else { 2 };
+            *d <= allowed && (*d < name.len() || (name.len() == 1 && c.len() == 1))
+        })
+        .collect();
+    ranked.sort();
+    ranked.dedup_by(|a, b| a.1 == b.1);
+    let best = ranked.first().map(|(k, _)| *k);
+    ranked
+        .into_iter()
+        .take_while(|(k, _)| Some(*k) == best)
+        .take(3)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// `` `a` ``, `` `a` or `b` ``, `` `a`, `b` or `c` ``.
+pub(crate) fn either(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The end of a message about a name that is not a symbol of the expression: the
+/// nearest symbol, `; did you mean `x`?`, or else the list of its symbols.
+pub(crate) fn symbol_hint(graph: &Graph, name: &str) -> String {
+    let names: Vec<&str> = graph
+        .symbols()
+        .map(|(_, info)| info.name.as_str())
+        .collect();
+    let near = nearest(name, names.iter().copied());
+    match near.as_slice() {
+        [_, ..] => format!("; did you mean {}?", either(&near)),
+        [] if names.is_empty() => "; the expression has no symbols".to_string(),
+        [] => {
+            let list: Vec<String> = names.iter().take(12).map(|n| format!("`{n}`")).collect();
+            let more = if names.len() > 12 { ", …" } else { "" };
+            format!("; its symbols are {}{more}", list.join(", "))
+        }
+    }
+}
+
 /// The error for `name(…)` where `name` is not a function. `args` is the text of the
 /// parenthesized arguments, `(x)`, and `count` how many there are.
+///
+/// In order: a symbol of the expression before parentheses is a product (`A(x)`); a
+/// function of another tool gets jacob's spelling ([`other_spelling`]); a near
+/// misspelling gets the nearest function; anything else gets the list of functions.
 fn unknown_function(
     name: &str,
     span: Span,
@@ -814,30 +1017,121 @@ fn unknown_function(
     args: &str,
     count: usize,
 ) -> ExprError {
-    let lower = name.to_ascii_lowercase();
-    let close = FUNCTION_NAMES
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(["kron", "vector", "matrix"])
-        .map(|c| (strsim::damerau_levenshtein(&lower, c), c))
-        .min()
-        .filter(|(d, _)| {
-            let allowed = if name.len() <= 4 { 1 } else { 2 };
-            *d <= allowed && *d < name.len()
-        });
+    let known = function_list();
+    let close = nearest(name, known.iter().copied());
     let multiply = if count == 1 && args.chars().count() <= HINT_CHARS {
         format!("; to multiply, write `{name}*{args}`")
     } else {
         "; to multiply, write `*` before `(`".to_string()
     };
-    let message = match close {
-        Some((_, suggestion)) if !is_symbol => {
-            format!("unknown function `{name}`; did you mean `{suggestion}`?")
+    // The arguments without their parentheses, when short enough to quote.
+    let inner = args
+        .strip_prefix('(')
+        .and_then(|a| a.strip_suffix(')'))
+        .map(str::trim)
+        .filter(|a| a.chars().count() <= HINT_CHARS && !a.is_empty());
+    let message = if is_symbol {
+        format!("`{name}` is not a function{multiply}")
+    } else if let Some(hint) = other_spelling(name, inner, count) {
+        format!("`{name}` is not a function in jacob: {hint}")
+    } else if !close.is_empty() {
+        format!(
+            "unknown function `{name}`; did you mean {}?",
+            either(&close)
+        )
+    } else {
+        // A capital or one-letter name reads as a symbol: a product was meant.
+        let symbol_like = name.len() == 1 || name.starts_with(|c: char| c.is_ascii_uppercase());
+        let list = format!("; the functions are {}", known.join(" "));
+        match (symbol_like, count == 1) {
+            (true, true) => format!("`{name}` is not a function{multiply}"),
+            (false, true) => format!("`{name}` is not a function{list}{multiply}"),
+            _ => format!("unknown function `{name}`{list}"),
         }
-        _ if is_symbol || count == 1 => format!("`{name}` is not a function{multiply}"),
-        _ => format!("unknown function `{name}`"),
     };
     ExprError::new(message, span)
+}
+
+/// Every name jacob calls like a function, in the order of the README.
+pub(crate) fn function_list() -> Vec<&'static str> {
+    FUNCTION_NAMES
+        .iter()
+        .map(|(n, _)| *n)
+        .chain([
+            "kron", "rows", "cols", "eye", "ones", "zeros", "vector", "matrix",
+        ])
+        .collect()
+}
+
+/// How jacob writes a function that other tools (NumPy, MATLAB, SymPy, PyTorch) spell
+/// `name`, with its argument `arg` (`None` when long or absent) filled in.
+fn other_spelling(name: &str, arg: Option<&str>, count: usize) -> Option<String> {
+    let a = arg.unwrap_or("u");
+    // An argument as an operand of a postfix or a product: `A'`, `(A*B)'`.
+    let operand = |a: &str| {
+        if a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            a.to_string()
+        } else {
+            format!("({a})")
+        }
+    };
+    let rename = |to: &str| format!("write `{to}({a})`");
+    // Two arguments, split at the top-level comma: `dot(a, b)`.
+    let (p, q) = arg
+        .and_then(|a| {
+            let mut depth = 0i32;
+            let comma = a.char_indices().find(|&(_, c)| {
+                depth += i32::from(c == '(') - i32::from(c == ')');
+                c == ',' && depth == 0
+            })?;
+            Some((a[..comma.0].trim(), a[comma.0 + 1..].trim()))
+        })
+        .unwrap_or(("a", "b"));
+    // `Trace` as well as `trace`, but a one-letter name is a symbol's.
+    let key = if name.len() > 1 {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_string()
+    };
+    Some(match key.as_str() {
+        "trace" => rename("tr"),
+        "transpose" => format!("a transpose is a postfix `'`: write `{}'`", operand(a)),
+        "mean" | "avg" | "average" => {
+            let m = operand(a);
+            format!(
+                "write `sum({a})/rows({a})` for a vector, `sum({a})/(rows({m})*cols({m}))` for a matrix"
+            )
+        }
+        "max" | "maximum" | "amax" => format!(
+            "`relu({a})` is the elementwise max({a}, 0), and `logsumexp({a})` a smooth maximum"
+        ),
+        "min" | "minimum" | "amin" => format!(
+            "`-relu(-{m})` is the elementwise min({a}, 0), and `-logsumexp(-{m})` a smooth minimum",
+            m = operand(a)
+        ),
+        "ln" => rename("log"),
+        "norm" | "fro" | "frobenius" => rename("norm2"),
+        "determinant" => rename("det"),
+        "inverse" | "pinv" => rename("inv"),
+        "logistic" | "expit" => rename("sigmoid"),
+        "heaviside" => rename("step"),
+        "sgn" | "signum" => rename("sign"),
+        "asin" => rename("arcsin"),
+        "acos" => rename("arccos"),
+        "atan" => rename("arctan"),
+        "lse" => rename("logsumexp"),
+        "kronecker" => "write `kron(A, B)`".to_string(),
+        "diagonal" | "diagm" => rename("diag"),
+        "square" | "sq" => format!("write `{}.^2`", operand(a)),
+        "pow" | "power" => "write `u.^p` (elementwise) or `s^p` (a scalar)".to_string(),
+        "dot" | "inner" if count == 2 => format!("write `{}'*{}`", operand(p), operand(q)),
+        "outer" if count == 2 => format!("write `{}*{}'`", operand(p), operand(q)),
+        "identity" => "write `eye(n)`, or `I` where the size is clear".to_string(),
+        "length" | "len" | "numel" | "size" => {
+            format!("write `rows({a})` (or `cols({a})`)")
+        }
+        _ => return None,
+    })
 }
 
 /// Checks what pest cannot say well: empty input, characters outside the language,
@@ -1234,6 +1528,23 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> ExprError {
                 ),
                 _ => "implicit multiplication is not supported: write `*` (or `.*`) between the operands"
                     .to_string(),
+            },
+            span,
+        );
+    }
+    // `x**2`: another language's power.
+    if f == "*" && prev == Some("*") && toks[k - 1].end == toks[k].start {
+        let span = Span::new(toks[k - 1].start, toks[k].end);
+        let base = k.checked_sub(2).and_then(|j| operand_before(src, &toks, j));
+        let exp = toks
+            .get(k + 1)
+            .and_then(|_| operand_after(src, &toks, k + 1));
+        return ExprError::new(
+            match (base, exp) {
+                (Some(b), Some(e)) => format!(
+                    "`**` is not jacob's power: write `{b}.^{e}` elementwise, or `{b}^{e}` for a scalar {b}"
+                ),
+                _ => "`**` is not jacob's power: write `.^` for an elementwise power, or `^` for a power of a scalar".to_string(),
             },
             span,
         );

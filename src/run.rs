@@ -1,7 +1,7 @@
 //! Runs a command: reads the expression(s), calls the stages, writes the answer.
 //! The only module that touches standard input, output and error.
 
-use crate::cli::{Cli, Command, CommonArgs, Config, DiffArgs, EvalArgs, Format};
+use crate::cli::{Cli, Command, Config, EvalArgs, Format, LayoutArg};
 use crate::diff::{self, Layout};
 use crate::error::{Error, ExprError, Span};
 use crate::eval::{self, Env};
@@ -51,13 +51,15 @@ where
             return code;
         }
     };
-    let common = match &cli.command {
-        Command::Diff(a) | Command::Hess(a) => &a.common,
-        Command::Simplify(a) | Command::Shape(a) => a,
-        Command::Eval(a) => &a.common,
-        Command::Check(a) => &a.common,
+    match &cli.command {
+        Command::Completions(a) => return completions(a.shell, stdout),
+        Command::Man(a) => return manual(a.command.as_deref(), stdout, stderr),
+        _ => {}
+    }
+    let Some(common) = cli.command.common() else {
+        return 0;
     };
-    let config = match Config::from_args(common) {
+    let config = match cli.command.config() {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
@@ -76,7 +78,8 @@ where
             Err(e) => {
                 let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
                 if config.format == Format::Json {
-                    let _ = writeln!(stdout, "{}", json_error(&common.expr, &e.to_string(), None));
+                    let j = json_error(cli.command.name(), &common.expr, &e.to_string(), None);
+                    let _ = writeln!(stdout, "{j}");
                 }
                 e.exit_code()
             }
@@ -108,7 +111,8 @@ where
             if config.format == Format::Json {
                 let input = String::from_utf8_lossy(&buf);
                 let input = input.trim_end_matches(['\n', '\r']);
-                let _ = writeln!(stdout, "{}", json_error(input, message, Some(line_no)));
+                let j = json_error(cli.command.name(), input, message, Some(line_no));
+                let _ = writeln!(stdout, "{j}");
             }
             failed = true;
             continue;
@@ -122,7 +126,11 @@ where
                 if explain && std::mem::replace(&mut answered, true) {
                     let _ = writeln!(stdout);
                 }
-                let _ = write!(stdout, "{}", a.out);
+                let _ = write!(
+                    stdout,
+                    "{}",
+                    labelled(&cli.command, &config, line_no, &a.out)
+                );
                 for n in &a.notes {
                     let _ = writeln!(stderr, "note: line {line_no}: {}", shown(n));
                 }
@@ -131,11 +139,8 @@ where
             Err(e) => {
                 let _ = writeln!(stderr, "error: line {line_no}: {}", shown(&e.to_string()));
                 if config.format == Format::Json {
-                    let _ = writeln!(
-                        stdout,
-                        "{}",
-                        json_error(line, &e.to_string(), Some(line_no))
-                    );
+                    let j = json_error(cli.command.name(), line, &e.to_string(), Some(line_no));
+                    let _ = writeln!(stdout, "{j}");
                 }
                 failed = true;
             }
@@ -145,11 +150,36 @@ where
     if failed { 2 } else { i32::from(disagreed) }
 }
 
+/// An answer in batch mode, labelled with the line of standard input it answers: in
+/// JSON, a `"line"` field in each object; in the text of `check`, whose answer takes
+/// several lines, `line N: ` before each of them. (Other text answers are one line per
+/// input, in order.)
+fn labelled(command: &Command, config: &Config, line_no: usize, out: &str) -> String {
+    match config.format {
+        Format::Json => out
+            .lines()
+            .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+                Ok(mut j) if j.is_object() => {
+                    j["line"] = json!(line_no);
+                    format!("{j}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect(),
+        _ if matches!(command, Command::Check(_)) => out
+            .lines()
+            .map(|l| format!("line {line_no}: {l}\n"))
+            .collect(),
+        _ => out.to_string(),
+    }
+}
+
 /// The JSON object that stands in for the answer to an input that failed, so that a
 /// program reading `--format json` output keeps one object per input:
-/// `{"input": …, "error": …, "line": …}` (the whole message, caret lines included).
-fn json_error(input: &str, message: &str, line: Option<usize>) -> serde_json::Value {
-    let mut j = json!({"input": input, "error": message});
+/// `{"command": …, "input": …, "error": …, "line": …}` (the whole message, caret lines
+/// included).
+fn json_error(command: &str, input: &str, message: &str, line: Option<usize>) -> serde_json::Value {
+    let mut j = json!({"command": command, "input": input, "error": message});
     if let Some(n) = line {
         j["line"] = json!(n);
     }
@@ -172,31 +202,63 @@ fn shown(message: &str) -> String {
 /// Runs one command on one expression.
 pub fn answer(command: &Command, config: &Config, text: &str) -> Result<Answer, Error> {
     match command {
-        Command::Diff(a) => differentiate(a, config, text, false),
-        Command::Hess(a) => differentiate(a, config, text, true),
-        Command::Simplify(a) => simplify(a, config, text),
+        Command::Diff(a) => {
+            let what = Derivative {
+                wrt: &a.wrt,
+                layout: a.layout,
+                explain: a.explain,
+                equation: a.equation,
+                hessian: false,
+            };
+            differentiate(&what, config, text)
+        }
+        Command::Hess(a) => {
+            let what = Derivative {
+                wrt: &a.wrt,
+                layout: LayoutArg::Mixed,
+                explain: false,
+                equation: a.equation,
+                hessian: true,
+            };
+            differentiate(&what, config, text)
+        }
+        Command::Simplify(_) => simplify(config, text),
         Command::Shape(_) => shape(config, text),
         Command::Eval(a) => evaluate(a, config, text),
         Command::Check(a) => crate::check::check(a, config, text),
+        Command::Completions(_) | Command::Man(_) => Err(Error::Usage(format!(
+            "`{}` takes no expression",
+            command.name()
+        ))),
     }
 }
 
 /// Parses `text` into a fresh graph; errors carry the text for the caret.
 pub fn parse_text(g: &mut Graph, config: &Config, text: &str) -> Result<Parsed, Error> {
     let parsed = parse::parse(text, g, &config.kinds).map_err(|e| Error::in_expr(e, text))?;
-    // Declarations of names the expression does not use still fix their kinds.
+    // Every command checks `--dim` against the expression, whether it computes or not.
+    numeric::apply_dims(g, &mut Env::default(), &config.dims)?;
     Ok(parsed)
 }
 
+/// Notes on the kinds that names have by default where they make the expression
+/// broadcast a scalar (`x - mu`): the user may have meant a vector.
+pub fn kind_notes(parsed: &Parsed) -> Vec<String> {
+    parsed
+        .broadcast_by_default
+        .iter()
+        .map(|(name, kind)| {
+            format!(
+                "{name} is a scalar because it is a Greek letter's name, and is broadcast to every entry here; --{} {name} makes it a {}",
+                kind.word(),
+                kind.word()
+            )
+        })
+        .collect()
+}
+
 /// Resolves `--wrt` to a symbol of the expression.
-pub fn variable(
-    g: &mut Graph,
-    config: &Config,
-    parsed: &Parsed,
-    text: &str,
-    wrt: &str,
-    notes: &mut Vec<String>,
-) -> Result<Symbol, Error> {
+pub fn variable(g: &Graph, parsed: &Parsed, text: &str, wrt: &str) -> Result<Symbol, Error> {
     let wrt = wrt.trim();
     if wrt.is_empty() {
         return Err(Error::Usage(
@@ -227,29 +289,30 @@ pub fn variable(
     Ok(match g.lookup(wrt) {
         Some(s) => s,
         None => {
-            notes.push(format!(
-                "`{wrt}` does not appear in the expression, so the derivative is 0"
-            ));
-            let kind = config
-                .kinds
-                .get(wrt)
-                .copied()
-                .unwrap_or_else(|| parse::default_kind(wrt));
-            g.declare(wrt, kind)
+            return Err(Error::Usage(format!(
+                "--wrt `{wrt}` is not a symbol of the expression{}",
+                parse::symbol_hint(g, wrt)
+            )));
         }
     })
 }
 
-fn differentiate(
-    a: &DiffArgs,
-    config: &Config,
-    text: &str,
+/// What `diff` or `hess` is asked for.
+struct Derivative<'a> {
+    wrt: &'a str,
+    layout: LayoutArg,
+    explain: bool,
+    equation: bool,
     hessian: bool,
-) -> Result<Answer, Error> {
+}
+
+fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, Error> {
+    let hessian = a.hessian;
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
-    let var = variable(&mut g, config, &parsed, text, &a.wrt, &mut answer.notes)?;
+    answer.notes.extend(kind_notes(&parsed));
+    let var = variable(&g, &parsed, text, a.wrt)?;
     let f = g.simplify(parsed.root, false);
     let layout: Layout = a.layout.into();
     let d = if hessian {
@@ -260,11 +323,26 @@ fn differentiate(
     let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
     folded(&g, text)?;
     // The answer is printed before `--explain` names its steps, so it is the same text.
-    let statement = |latex: bool| equation(&g, f, var, d, layout, hessian, latex);
+    // `--equation` shows the input as typed (the text itself, or its LaTeX as parsed),
+    // not as simplified.
+    let typed = Typed {
+        text: text.trim(),
+        root: parsed.root,
+    };
+    let statement = |latex: bool| equation(&g, &typed, var, d, layout, hessian, latex);
+    // The rows of a LaTeX document for the answer (`--standalone`).
+    let answer_rows = |g: &Graph| {
+        if a.equation {
+            equation_rows(g, &typed, var, d, layout, hessian)
+        } else {
+            crate::latex::rows(g, &[latex_item(d)])
+        }
+    };
     let out = match config.format {
         Format::Text if a.equation => format!("{}\n", statement(false)),
+        Format::Latex if config.standalone => crate::latex::document(&answer_rows(&g)),
         Format::Latex if a.equation => format!("{}\n", statement(true)),
-        _ => render(&g, d, config.format, |j| {
+        _ => render(&g, d, config, |j| {
             j["input"] = json!(text);
             j["wrt"] = json!(a.wrt.trim());
             j["layout"] = json!(layout.name());
@@ -291,17 +369,107 @@ fn differentiate(
             j["steps_latex"] = json!(steps.render(&g, true));
             format!("{j}\n")
         }
-        Format::Latex => steps.render(&g, true).join("\n") + "\n" + &out,
+        // One `align*` block, steps then answer, to paste into a document (or, with
+        // `--standalone`, the whole document).
+        Format::Latex => {
+            let mut rows: Vec<String> = steps
+                .render(&g, true)
+                .iter()
+                .flat_map(|l| crate::latex::break_row(&format!("& {l}")))
+                .collect();
+            if config.standalone {
+                rows.extend(answer_rows(&g));
+                crate::latex::document(&rows)
+            } else {
+                rows.push(format!("& {}", out.trim_end()));
+                crate::latex::block(&rows)
+            }
+        }
         Format::Text => steps.render(&g, false).join("\n") + "\n" + &out,
     };
     Ok(answer)
+}
+
+/// An expression alone, as one item of a LaTeX document.
+fn latex_item(id: Id) -> crate::latex::Item {
+    crate::latex::Item {
+        lhs: String::new(),
+        id,
+        tail: String::new(),
+    }
+}
+
+/// `\frac{\partial f}{\partial \mathbf{x}}` for `of` = `f`, `\frac{\partial}{\partial
+/// \mathbf{x}}` for an empty `of`; second derivatives for a Hessian.
+fn derivative_op(g: &Graph, var: Symbol, hessian: bool, of: &str) -> String {
+    let vector = !g.dims.is_scalar(g.symbol(var).shape);
+    let x = crate::latex::symbol(g, var);
+    let of = if of.is_empty() {
+        String::new()
+    } else {
+        format!(" {of}")
+    };
+    match (hessian, vector) {
+        (false, _) => format!(r"\frac{{\partial{of}}}{{\partial {x}}}"),
+        (true, true) => {
+            format!(r"\frac{{\partial^{{2}}{of}}}{{\partial {x} \, \partial {x}^\top}}")
+        }
+        (true, false) => format!(r"\frac{{\partial^{{2}}{of}}}{{\partial {x}^{{2}}}}"),
+    }
+}
+
+/// The rows of `--equation --standalone`: `∂/∂x (f) = …` on one row when the input is
+/// short, else `f = …` (the input, as typed, broken like any row) and then `∂f/∂x = …`.
+fn equation_rows(
+    g: &Graph,
+    f: &Typed,
+    var: Symbol,
+    d: Id,
+    layout: Layout,
+    hessian: bool,
+) -> Vec<String> {
+    let tail = format!(r" \quad \text{{({} layout)}}", layout.name());
+    let input = crate::latex::latex(g, f.root);
+    let short = crate::latex::width(&input) <= 20.0 && !input.contains(r"\begin");
+    let items = if short {
+        vec![crate::latex::Item {
+            lhs: format!(
+                r"{}\left({input}\right)",
+                derivative_op(g, var, hessian, "")
+            ),
+            id: d,
+            tail,
+        }]
+    } else {
+        vec![
+            crate::latex::Item {
+                lhs: "f".to_string(),
+                id: f.root,
+                tail: String::new(),
+            },
+            crate::latex::Item {
+                lhs: derivative_op(g, var, hessian, "f"),
+                id: d,
+                tail,
+            },
+        ]
+    };
+    crate::latex::rows(g, &items)
+}
+
+/// The input of `diff` or `hess` as the user typed it.
+struct Typed<'a> {
+    /// The text.
+    text: &'a str,
+    /// Its graph as parsed, before any rewrite.
+    root: Id,
 }
 
 /// The whole statement `∂f/∂x = …` with its layout, for `--equation`: LaTeX
 /// (`\frac{\partial}{\partial \mathbf{x}}\left(…\right) = …`) or text.
 fn equation(
     g: &Graph,
-    f: Id,
+    f: &Typed,
     var: Symbol,
     d: Id,
     layout: Layout,
@@ -313,29 +481,25 @@ fn equation(
     let note = format!("{} layout", layout.name());
     if !latex {
         let lhs = match (hessian, vector) {
-            (false, _) => format!("∂({})/∂{}", print::text(g, f), v.name),
-            (true, true) => format!("∂²({})/∂{}∂{}'", print::text(g, f), v.name, v.name),
-            (true, false) => format!("∂²({})/∂{}²", print::text(g, f), v.name),
+            (false, _) => format!("∂({})/∂{}", f.text, v.name),
+            (true, true) => format!("∂²({})/∂{}∂{}'", f.text, v.name, v.name),
+            (true, false) => format!("∂²({})/∂{}²", f.text, v.name),
         };
         return format!("{lhs} = {}  ({note})", print::text(g, d));
     }
-    let x = crate::latex::symbol(g, var);
-    let op = match (hessian, vector) {
-        (false, _) => format!(r"\frac{{\partial}}{{\partial {x}}}"),
-        (true, true) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x} \, \partial {x}^\top}}"),
-        (true, false) => format!(r"\frac{{\partial^{{2}}}}{{\partial {x}^{{2}}}}"),
-    };
-    let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f));
+    let op = derivative_op(g, var, hessian, "");
+    let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f.root));
     crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
 }
 
-fn simplify(_a: &CommonArgs, config: &Config, text: &str) -> Result<Answer, Error> {
+fn simplify(config: &Config, text: &str) -> Result<Answer, Error> {
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let s = g.simplify(parsed.root, true);
     folded(&g, text)?;
     Ok(Answer {
-        out: render(&g, s, config.format, |j| {
+        notes: kind_notes(&parsed),
+        out: render(&g, s, config, |j| {
             j["input"] = json!(text);
             j["command"] = json!("simplify");
         }),
@@ -355,10 +519,19 @@ pub fn folded(g: &Graph, text: &str) -> Result<(), Error> {
     }
 }
 
-/// Prints an expression in the chosen format, one line.
-fn render(g: &Graph, id: Id, format: Format, extra: impl FnOnce(&mut serde_json::Value)) -> String {
-    match format {
+/// Prints an expression in the chosen format: one line, or with `--standalone` a
+/// LaTeX document.
+fn render(
+    g: &Graph,
+    id: Id,
+    config: &Config,
+    extra: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    match config.format {
         Format::Text => format!("{}\n", print::text(g, id)),
+        Format::Latex if config.standalone => {
+            crate::latex::document(&crate::latex::rows(g, &[latex_item(id)]))
+        }
         Format::Latex => format!("{}\n", crate::latex::latex(g, id)),
         Format::Json => {
             let mut j = json!({
@@ -434,6 +607,7 @@ fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
     };
     Ok(Answer {
         out,
+        notes: kind_notes(&parsed),
         ..Answer::default()
     })
 }
@@ -442,7 +616,7 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut env = Env::default();
-    let mut notes = Vec::new();
+    let mut notes = kind_notes(&parsed);
     for s in &a.set {
         let (name, value) = s
             .split_once('=')
@@ -496,11 +670,60 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
             "{}\n",
             json!({"command": "eval", "value": numeric::rows(&value), "shape": [value.nrows(), value.ncols()], "input": text})
         ),
-        _ => format!("{}\n", numeric::format_value(&value)),
+        Format::Latex if config.standalone => {
+            crate::latex::document(&crate::latex::value_rows(&value))
+        }
+        Format::Latex => format!("{}\n", crate::latex::value(&value)),
+        Format::Text => format!("{}\n", numeric::format_value(&value)),
     };
     Ok(Answer {
         out,
         notes,
         ..Answer::default()
     })
+}
+
+/// `jacob completions SHELL`: the completion script on standard output.
+fn completions(shell: clap_complete::Shell, stdout: &mut dyn Write) -> i32 {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "jacob", stdout);
+    0
+}
+
+/// `jacob man [COMMAND]`: the manual page, jacob(1) or jacob-COMMAND(1), as roff.
+fn manual(of: Option<&str>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let mut jacob = <Cli as clap::CommandFactory>::command();
+    jacob.build();
+    let page = match of {
+        None => jacob,
+        Some(name) => match jacob.find_subcommand(name) {
+            Some(sub) => {
+                let (title, bin) = match name {
+                    "diff" => ("jacob-diff", "jacob diff"),
+                    "hess" => ("jacob-hess", "jacob hess"),
+                    "simplify" => ("jacob-simplify", "jacob simplify"),
+                    "shape" => ("jacob-shape", "jacob shape"),
+                    "eval" => ("jacob-eval", "jacob eval"),
+                    "check" => ("jacob-check", "jacob check"),
+                    "completions" => ("jacob-completions", "jacob completions"),
+                    _ => ("jacob-man", "jacob man"),
+                };
+                sub.clone()
+                    .name(title)
+                    .bin_name(bin)
+                    .version(env!("CARGO_PKG_VERSION"))
+            }
+            None => {
+                let _ = writeln!(stderr, "error: jacob has no command `{name}`");
+                return 2;
+            }
+        },
+    };
+    match clap_mangen::Man::new(page).render(stdout) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: cannot write the manual page: {e}");
+            2
+        }
+    }
 }

@@ -1,8 +1,8 @@
 //! Reading the numeric values users give with `jacob eval --set NAME=VALUE`.
 //!
 //! A value is a number (`2.5`), a column vector (`[1,2,3]`), a matrix given by rows
-//! (`[[1,2],[3,4]]`), or `@path` naming a JSON file holding one of those or a NumPy
-//! `.npy` file.
+//! (`[[1,2],[3,4]]`, or as MATLAB writes it, `[1 2; 3 4]`), or `@path` naming a JSON
+//! file holding one of those or a NumPy `.npy` file.
 
 use nalgebra::DMatrix;
 use npyz::{DType, NpyFile, Order, TypeChar};
@@ -12,7 +12,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ValueError {
     /// The text is not a number, a list of numbers, or a list of rows.
-    #[error("expected a number, a list of numbers, or a list of rows")]
+    #[error(
+        "expected a number, a list of numbers, or a list of rows ([[1,2],[3,4]] or [1 2; 3 4])"
+    )]
     NotAValue,
     /// An entry is NaN or infinite.
     #[error("the value has an entry that is not a finite number")]
@@ -101,11 +103,13 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Reads JSON-like text (also accepting `.5`, `5.` and `+5`).
+/// Reads JSON-like text (also accepting `.5`, `5.` and `+5`), or a MATLAB-style
+/// matrix (`[1 2; 3 4]`).
 fn parse_text(text: &str) -> Result<DMatrix<f64>, ValueError> {
     let normalized = normalize_numbers(text);
     match serde_json::from_str::<Value>(&normalized) {
         Ok(v) => from_json(&v),
+        Err(_) if is_matlab(text) => from_matlab(text),
         Err(e) => {
             let lower = text.to_ascii_lowercase();
             if lower.contains("nan")
@@ -158,6 +162,68 @@ fn normalize_numbers(text: &str) -> String {
         }
     }
     out
+}
+
+/// True for one pair of brackets around entries separated by spaces, commas and
+/// semicolons: MATLAB's way of writing a matrix, `[1 2; 3 4]`.
+fn is_matlab(text: &str) -> bool {
+    let text = text.trim();
+    let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
+        return false;
+    };
+    !inner.contains(['[', ']'])
+        && (inner.contains(';') || inner.trim().contains(char::is_whitespace))
+}
+
+/// A MATLAB-style matrix: rows separated by `;` (or new lines), entries by spaces or
+/// commas. One row without `;` is a list, a column vector, as `[1,2,3]` is in JSON;
+/// `[1; 2; 3]` is the same column.
+fn from_matlab(text: &str) -> Result<DMatrix<f64>, ValueError> {
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or(ValueError::NotAValue)?;
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    let parts: Vec<&str> = inner.split([';', '\n']).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let entries: Vec<&str> = part
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if entries.is_empty() {
+            // MATLAB allows a `;` after the last row.
+            if i + 1 == parts.len() && i > 0 {
+                continue;
+            }
+            return Err(ValueError::Empty);
+        }
+        let row = entries
+            .iter()
+            .map(|e| match e.parse::<f64>() {
+                Ok(x) if x.is_finite() => Ok(x),
+                Ok(_) => Err(ValueError::NotFinite),
+                Err(_) => Err(ValueError::NotAValue),
+            })
+            .collect::<Result<Vec<f64>, _>>()?;
+        if let Some(first) = rows.first()
+            && first.len() != row.len()
+        {
+            return Err(ValueError::Ragged {
+                row: rows.len() + 1,
+                len: row.len(),
+                first: first.len(),
+            });
+        }
+        rows.push(row);
+    }
+    let (r, c) = (rows.len(), rows.first().map_or(0, Vec::len));
+    let flat: Vec<f64> = rows.into_iter().flatten().collect();
+    Ok(if r == 1 {
+        DMatrix::from_column_slice(c, 1, &flat)
+    } else {
+        DMatrix::from_row_slice(r, c, &flat)
+    })
 }
 
 /// A JSON number as a finite f64.
@@ -330,6 +396,33 @@ mod tests {
     }
 
     #[test]
+    fn matlab_matrices() {
+        let v = |t: &str| parse_value(t);
+        assert_eq!(v("[1 2; 3 4]"), Ok(m(2, 2, &[1.0, 2.0, 3.0, 4.0])));
+        assert_eq!(v("[1, 2; 3, 4]"), Ok(m(2, 2, &[1.0, 2.0, 3.0, 4.0])));
+        assert_eq!(
+            v(" [1 -2.5e-1; .5 +4;] "),
+            Ok(m(2, 2, &[1.0, -0.25, 0.5, 4.0]))
+        );
+        // One row is a list, a column, as in JSON; so is a column written with `;`.
+        assert_eq!(v("[1 2 3]"), Ok(m(3, 1, &[1.0, 2.0, 3.0])));
+        assert_eq!(v("[1;2;3]"), Ok(m(3, 1, &[1.0, 2.0, 3.0])));
+        assert_eq!(v("[1 2 3]"), v("[1,2,3]"));
+        assert_eq!(
+            v("[1 2; 3]"),
+            Err(ValueError::Ragged {
+                row: 2,
+                len: 1,
+                first: 2
+            })
+        );
+        assert_eq!(v("[1 2; nan 3]"), Err(ValueError::NotFinite));
+        assert_eq!(v("[1 x]"), Err(ValueError::NotAValue));
+        assert_eq!(v("[ ; ]"), Err(ValueError::Empty));
+        assert_eq!(v("[1 2; [3 4]]"), Err(ValueError::NotAValue));
+    }
+
+    #[test]
     fn numbers_vectors_matrices() {
         assert_eq!(parse_value("2.5"), Ok(m(1, 1, &[2.5])));
         assert_eq!(parse_value(" -3 "), Ok(m(1, 1, &[-3.])));
@@ -365,7 +458,7 @@ mod tests {
         );
         assert_eq!(
             parse_value("abc").unwrap_err().to_string(),
-            "expected a number, a list of numbers, or a list of rows"
+            "expected a number, a list of numbers, or a list of rows ([[1,2],[3,4]] or [1 2; 3 4])"
         );
         assert_eq!(parse_value(""), Err(ValueError::NotAValue));
         assert_eq!(parse_value("[1,2"), Err(ValueError::NotAValue));

@@ -186,6 +186,73 @@ fn batch_mode_gives_one_object_per_line_and_reports_bad_lines() {
         results[1]
     );
     assert_eq!(results[2]["result"], "A");
+    // Every object names its line and its command, errors included.
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["line"], i + 1, "{r}");
+        assert_eq!(r["command"], "diff", "{r}");
+    }
     let err = String::from_utf8(err).unwrap();
     assert!(err.starts_with("error: line 2: "), "{err}");
+}
+
+#[test]
+fn error_objects_name_their_command() {
+    for command in [
+        &["diff", "x+", "--wrt", "x"][..],
+        &["hess", "x+", "--wrt", "x"],
+        &["simplify", "x+"],
+        &["shape", "x+"],
+        &["eval", "x+"],
+        &["check", "x+", "--wrt", "x"],
+    ] {
+        let (code, v) = json(command);
+        assert_eq!(code, 2);
+        assert_eq!(v["command"], command[0], "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains('^')), "{v}");
+    }
+}
+
+#[test]
+fn batch_check_labels_each_result_with_its_line() {
+    let run = |format: &str| {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let code = jacob::run(
+            [
+                "jacob", "check", "-", "--wrt", "x", "--points", "2", "--format", format,
+            ],
+            &mut std::io::Cursor::new(
+                b"x'*A*x
+
+norm2(A*x - y)^2
+"
+                .to_vec(),
+            ),
+            &mut out,
+            &mut err,
+        );
+        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+        String::from_utf8(out).unwrap()
+    };
+    let text = run("text");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(
+        lines[..3].iter().all(|l| l.starts_with("line 1: ")),
+        "{text}"
+    );
+    assert!(
+        lines[3..].iter().all(|l| l.starts_with("line 3: ")),
+        "{text}"
+    );
+    assert!(lines[5].starts_with("line 3: agrees: "), "{text}");
+    let json: Vec<Value> = run("json")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json.len(), 2);
+    assert_eq!(
+        (json[0]["line"].as_u64(), json[1]["line"].as_u64()),
+        (Some(1), Some(3))
+    );
 }

@@ -1,7 +1,9 @@
 //! Renders jacob's `--format latex` output with KaTeX and compiles it with pdflatex:
 //! every derivative of the public examples, a list covering each function and operator
-//! of the language, `--equation` statements and `--explain` steps must render without a
-//! KaTeX error (strict mode) and compile inside `$…$` with amsmath.
+//! of the language, `--equation` statements and `--explain` steps (one `align*` block)
+//! must render without a KaTeX error (strict mode) and compile with amsmath, inline
+//! math inside `$…$`; `--standalone` documents of long inputs compile as they are with
+//! no line wider than the page.
 //!
 //! Needs `node` and `npm ci --prefix tests/katex`, and `pdflatex`. Without them a test
 //! prints a note and passes, unless the environment variable `CI` is set: then it fails.
@@ -10,10 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const EXAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/examples/derivatives.tsv"
-);
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/derivatives.tsv");
 const KATEX_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/katex");
 
 /// More expressions, as `command`, `expr`, `wrt` ("" for none), extra flags: together
@@ -93,9 +92,15 @@ const EXPLAINED: &[(&str, &str, &str)] = &[
     ("tanh(A*x).*x", "x", ""),
 ];
 
-/// Runs jacob with `args` and returns its LaTeX: one line, or with `--explain` the
-/// steps and the answer; fails on an error.
-fn jacob_latex(args: &[String]) -> Vec<String> {
+/// One piece of jacob's LaTeX: inline math for `$…$`, or a displayed `align*` block.
+struct Tex {
+    tex: String,
+    display: bool,
+}
+
+/// Runs jacob with `args` and returns its LaTeX: one line of inline math, or with
+/// `--explain` one `align*` block of the steps and the answer; fails on an error.
+fn jacob_latex(args: &[String]) -> Tex {
     let out = Command::new(env!("CARGO_BIN_EXE_jacob"))
         .args(args)
         .output()
@@ -106,14 +111,24 @@ fn jacob_latex(args: &[String]) -> Vec<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).expect("jacob prints UTF-8");
-    let line = text.trim_end_matches('\n');
-    assert!(!line.is_empty(), "jacob {args:?} printed no LaTeX");
-    assert!(
-        !line.contains('\n') || args.iter().any(|a| a == "--explain"),
-        "jacob {args:?} printed more than one line: {line}"
-    );
-    assert!(!line.contains("NaN"), "jacob {args:?} printed NaN: {line}");
-    line.lines().map(String::from).collect()
+    let tex = text.trim_end_matches('\n').to_string();
+    assert!(!tex.is_empty(), "jacob {args:?} printed no LaTeX");
+    assert!(!tex.contains("NaN"), "jacob {args:?} printed NaN: {tex}");
+    let display = args.iter().any(|a| a == "--explain");
+    if display {
+        assert!(
+            tex.starts_with("\\begin{align*}\n")
+                && tex.ends_with("\n\\end{align*}")
+                && tex.matches("\\begin{align*}").count() == 1,
+            "jacob {args:?} printed more than one align* block: {tex}"
+        );
+    } else {
+        assert!(
+            !tex.contains('\n'),
+            "jacob {args:?} printed more than one line: {tex}"
+        );
+    }
+    Tex { tex, display }
 }
 
 /// The arguments of one run: options first, then `--` so that an expression that
@@ -186,7 +201,9 @@ fn skip(missing: Option<String>, what: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("CI is set but {what} cannot run: {why}");
     }
-    eprintln!("note: skipping the {what} check: {why}");
+    // Written to the process's standard error, not through `eprintln!`, so that the
+    // note shows under `cargo test` without `--nocapture`.
+    let _ = writeln!(std::io::stderr(), "note: skipping the {what} check: {why}");
     true
 }
 
@@ -209,7 +226,7 @@ fn deep_runs() -> Vec<Vec<String>> {
 fn latex_output_compiles_with_pdflatex() {
     let mut all = runs();
     all.extend(deep_runs());
-    let lines: Vec<String> = all.iter().flat_map(|a| jacob_latex(a)).collect();
+    let pieces: Vec<Tex> = all.iter().map(|a| jacob_latex(a)).collect();
     let missing = match Command::new("pdflatex").arg("--version").output() {
         Ok(o) if o.status.success() => None,
         _ => Some("`pdflatex` is not on the PATH (Debian: texlive-latex-base)".to_string()),
@@ -221,8 +238,12 @@ fn latex_output_compiles_with_pdflatex() {
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let mut doc =
         String::from("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n");
-    for line in &lines {
-        doc.push_str(&format!("${line}$\\par\n"));
+    for piece in &pieces {
+        if piece.display {
+            doc.push_str(&format!("{}\n", piece.tex));
+        } else {
+            doc.push_str(&format!("${}$\\par\n", piece.tex));
+        }
     }
     doc.push_str("\\end{document}\n");
     std::fs::write(dir.join("jacob.tex"), doc).expect("the document is written");
@@ -244,7 +265,25 @@ fn latex_output_compiles_with_pdflatex() {
 #[test]
 fn latex_output_renders_in_katex() {
     // Collect first, so that a failing jacob run shows even without node.
-    let lines: Vec<String> = runs().iter().flat_map(|a| jacob_latex(a)).collect();
+    let mut pieces: Vec<Tex> = runs().iter().map(|a| jacob_latex(a)).collect();
+    // The `align*` block of each standalone document renders too, except the explained
+    // 30-layer network: one block that large passes KaTeX's default expansion limit
+    // (maxExpand 1000), so only pdflatex gets it.
+    for a in standalone_runs() {
+        let out = Command::new(env!("CARGO_BIN_EXE_jacob"))
+            .args(&a)
+            .output()
+            .expect("jacob runs");
+        let doc = String::from_utf8_lossy(&out.stdout);
+        let from = doc.find("\\begin{align*}").expect("a block");
+        let to = doc.find("\\end{align*}").expect("a block") + "\\end{align*}".len();
+        if to - from <= 20_000 {
+            pieces.push(Tex {
+                tex: doc[from..to].to_string(),
+                display: true,
+            });
+        }
+    }
     if skip(katex_missing(), "KaTeX rendering") {
         return;
     }
@@ -255,12 +294,15 @@ fn latex_output_renders_in_katex() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("node starts");
-    let input = lines.join("\n") + "\n";
+    let input: Vec<serde_json::Value> = pieces
+        .iter()
+        .map(|p| serde_json::json!({"tex": p.tex, "display": p.display}))
+        .collect();
     child
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(input.as_bytes())
+        .write_all(serde_json::Value::from(input).to_string().as_bytes())
         .expect("node reads the LaTeX");
     let out = child.wait_with_output().expect("node finishes");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -269,5 +311,105 @@ fn latex_output_renders_in_katex() {
         "KaTeX failed to render:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.trim(), format!("ok {}", lines.len()));
+    assert_eq!(stdout.trim(), format!("ok {}", pieces.len()));
+}
+
+/// Inputs whose `--standalone` documents must compile as they are, with no line wider
+/// than the page: deep networks, long sums and products, nested inverses, explained
+/// steps, wide values.
+fn standalone_runs() -> Vec<Vec<String>> {
+    let mut relu = String::from("x");
+    let mut tanh = String::from("x");
+    for i in 1..=30 {
+        relu = format!("relu(W{i}*{relu})");
+        tanh = format!("tanh(A{i}*{tanh})");
+    }
+    let relu = format!("norm2({relu} - y)^2");
+    let tanh = format!("c'*{tanh}");
+    let sum: Vec<String> = (0..100).map(|i| format!("x{i}")).collect();
+    let product: Vec<String> = (1..=40).map(|i| format!("A{i}")).collect();
+    let product = format!("{}*x", product.join("*"));
+    let doc = |command: &str, expr: &str, wrt: &str, flags: &[&str]| {
+        let mut flags = flags.to_vec();
+        flags.push("--standalone");
+        args(command, expr, wrt, &flags, None)
+    };
+    vec![
+        doc("diff", &relu, "W1", &[]),
+        doc("diff", &relu, "W1", &["--equation"]),
+        doc("diff", &relu, "x", &["--equation"]),
+        doc("diff", &relu, "W1", &["--explain"]),
+        doc("diff", &tanh, "x", &[]),
+        doc("hess", &tanh, "x", &["--equation"]),
+        doc("diff", "x'*A*x", "x", &["--equation"]),
+        doc("diff", "norm2(W2*relu(W1*x) - y)^2", "W1", &["--explain"]),
+        doc("simplify", &sum.join(" + "), "", &[]),
+        doc("simplify", &product, "", &[]),
+        doc("diff", &format!("sum({product})"), "x", &["--equation"]),
+        doc(
+            "diff",
+            "tr(inv(A1 + inv(A2 + inv(A3 + inv(A4 + inv(A5 + inv(A6 + X)))))))",
+            "X",
+            &["--equation"],
+        ),
+        doc("hess", "sum(log(1 + exp(-y.*(X*w))))", "w", &["--equation"]),
+        doc("eval", "X", "", &["--dim", "X=50x14", "--random"]),
+    ]
+}
+
+#[test]
+fn standalone_documents_compile_and_fit_the_page() {
+    let docs: Vec<(Vec<String>, String)> = standalone_runs()
+        .into_iter()
+        .map(|a| {
+            let out = Command::new(env!("CARGO_BIN_EXE_jacob"))
+                .args(&a)
+                .output()
+                .expect("jacob runs");
+            assert!(
+                out.status.success(),
+                "jacob {a:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let doc = String::from_utf8(out.stdout).expect("UTF-8");
+            assert!(
+                doc.starts_with("\\documentclass{article}\n\\usepackage{amsmath}\n")
+                    && doc.ends_with("\\end{document}\n"),
+                "jacob {a:?} printed no whole document:\n{doc}"
+            );
+            (a, doc)
+        })
+        .collect();
+    let missing = match Command::new("pdflatex").arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("`pdflatex` is not on the PATH (Debian: texlive-latex-base)".to_string()),
+    };
+    if skip(missing, "pdflatex (standalone documents)") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("jacob-standalone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    for (k, (a, doc)) in docs.iter().enumerate() {
+        let name = format!("doc{k}");
+        std::fs::write(dir.join(format!("{name}.tex")), doc).expect("the document is written");
+        let out = Command::new("pdflatex")
+            .args([
+                "-interaction=nonstopmode",
+                "-halt-on-error",
+                &format!("{name}.tex"),
+            ])
+            .current_dir(&dir)
+            .output()
+            .expect("pdflatex runs");
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        let problems: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with('!') || l.starts_with("Overfull \\hbox"))
+            .collect();
+        assert!(
+            out.status.success() && problems.is_empty(),
+            "jacob {a:?}: pdflatex reports {problems:?} on\n{doc}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

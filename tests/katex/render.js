@@ -1,7 +1,9 @@
-// Renders LaTeX strings with KaTeX, one per line of standard input, the way a
-// browser would show jacob's `--format latex` output inside `$…$`.
+// Renders LaTeX strings with KaTeX the way a browser would show jacob's
+// `--format latex` output: standard input is a JSON array of
+// {"tex": "...", "display": bool} items, inline math (`$…$`) unless `display`
+// (an `align*` block, as `--explain --format latex` prints).
 // Strict mode: LaTeX that plain LaTeX would reject (Unicode in text mode) fails too.
-// Prints `ok N` when all N lines render; otherwise prints each failing line
+// Prints `ok N` when all N items render; otherwise prints each failing item
 // with KaTeX's error to standard error and exits 1. Used by tests/katex.rs.
 "use strict";
 
@@ -13,19 +15,23 @@ process.stdin.on("data", (chunk) => {
   input += chunk;
 });
 process.stdin.on("end", () => {
-  const lines = input.split("\n").filter((line) => line.length > 0);
+  const items = JSON.parse(input);
   let failed = 0;
-  lines.forEach((line, i) => {
+  items.forEach((item, i) => {
     try {
-      katex.renderToString(line, { throwOnError: true, displayMode: false, strict: "error" });
+      katex.renderToString(item.tex, {
+        throwOnError: true,
+        displayMode: item.display,
+        strict: "error",
+      });
     } catch (e) {
       failed += 1;
-      process.stderr.write(`line ${i + 1}: ${line}\n  ${e.message}\n`);
+      process.stderr.write(`item ${i + 1}: ${item.tex}\n  ${e.message}\n`);
     }
   });
   if (failed > 0) {
-    process.stderr.write(`${failed} of ${lines.length} lines failed to render\n`);
+    process.stderr.write(`${failed} of ${items.length} items failed to render\n`);
     process.exit(1);
   }
-  process.stdout.write(`ok ${lines.length}\n`);
+  process.stdout.write(`ok ${items.length}\n`);
 });
