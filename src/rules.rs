@@ -634,11 +634,15 @@ fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     }
     let parts: Vec<crate::simplify::Parts> = terms.iter().map(|&t| g.parts(t)).collect();
     let c0 = parts[0].coef.abs();
-    let coef = if c0 != 1.0 && c0 != 0.0 && parts.iter().all(|p| p.coef.abs() == c0) {
+    let mut coef = if c0 != 0.0 && parts.iter().all(|p| p.coef.abs() == c0) {
         c0
     } else {
         1.0
     };
+    // A minus sign every term has comes out too: `-(a + b)/2`, not `-(-a - b)/2`.
+    if parts.iter().all(|p| p.coef < 0.0) {
+        coef = -coef;
+    }
     // The 1×1 factor in the most terms (the first such, for a stable choice).
     let mut count: std::collections::HashMap<Id, usize> = std::collections::HashMap::new();
     let mut order: Vec<Id> = Vec::new();
