@@ -497,6 +497,20 @@ pub(crate) const SUM_RULES: &[SumRule] = &[
 /// `tr(A*B*C)` and `tr(B*C*A)` are one trace: a trace of a product that equals
 /// another term's trace up to a rotation of its factors is written as that term.
 fn trace_cyclic(g: &mut Graph, terms: &[Id]) -> Option<Vec<Id>> {
+    // Only sums with two traces in them: a look at each term's factors, without taking
+    // products apart.
+    let is_trace = |g: &Graph, t: Id| matches!(g.node(t), Node::Call(Func::Tr, _));
+    let traces = terms
+        .iter()
+        .filter(|&&t| {
+            is_trace(g, t)
+                || matches!(g.node(t), Node::Mul(fs)
+                    if fs.iter().take_while(|&&f| g.is_scalar(f)).any(|&f| is_trace(g, f)))
+        })
+        .count();
+    if traces < 2 {
+        return None;
+    }
     // Each trace's rotations, by the rotation with the least structural key.
     let mut canon: Vec<Option<Vec<Id>>> = Vec::with_capacity(terms.len());
     let mut any = false;
@@ -557,6 +571,17 @@ fn trace_cyclic(g: &mut Graph, terms: &[Id]) -> Option<Vec<Id>> {
 
 /// `diag(u) + diag(v)` is `diag(u + v)`, with the terms' coefficients.
 fn diag_sum(g: &mut Graph, terms: &[Id]) -> Option<Vec<Id>> {
+    let is_diag = |g: &Graph, t: Id| matches!(g.node(t), Node::Call(Func::DiagMat, _));
+    let diags = terms
+        .iter()
+        .filter(|&&t| {
+            is_diag(g, t)
+                || matches!(g.node(t), Node::Mul(fs) if fs.last().is_some_and(|&f| is_diag(g, f)))
+        })
+        .count();
+    if diags < 2 {
+        return None;
+    }
     let mut inside: Vec<Id> = Vec::new();
     let mut out: Vec<Id> = Vec::with_capacity(terms.len());
     for &t in terms {
@@ -632,23 +657,43 @@ fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     if terms.len() < 2 {
         return None;
     }
-    let parts: Vec<crate::simplify::Parts> = terms.iter().map(|&t| g.parts(t)).collect();
-    let c0 = parts[0].coef.abs();
-    let mut coef = if c0 != 0.0 && parts.iter().all(|p| p.coef.abs() == c0) {
+    // A look at the leading factors first, without taking products apart: most sums
+    // share nothing, and this pass sees every sum.
+    let lead = |g: &Graph, t: Id| -> (f64, Vec<Id>) {
+        match g.node(t) {
+            Node::Num(n) => (n.get(), Vec::new()),
+            Node::Mul(fs) => {
+                let mut coef = 1.0;
+                let mut scalars = Vec::new();
+                for &f in fs.iter().take_while(|&&f| g.is_scalar(f)) {
+                    match g.as_num(f) {
+                        Some(v) => coef *= v,
+                        None => scalars.push(f),
+                    }
+                }
+                (coef, scalars)
+            }
+            _ if g.is_scalar(t) => (1.0, vec![t]),
+            _ => (1.0, Vec::new()),
+        }
+    };
+    let leads: Vec<(f64, Vec<Id>)> = terms.iter().map(|&t| lead(g, t)).collect();
+    let c0 = leads[0].0.abs();
+    let mut coef = if c0 != 0.0 && leads.iter().all(|(c, _)| c.abs() == c0) {
         c0
     } else {
         1.0
     };
     // A minus sign every term has comes out too: `-(a + b)/2`, not `-(-a - b)/2`.
-    if parts.iter().all(|p| p.coef < 0.0) {
+    if coef != 1.0 && leads.iter().all(|(c, _)| *c < 0.0) {
         coef = -coef;
     }
     // The 1×1 factor in the most terms (the first such, for a stable choice).
     let mut count: std::collections::HashMap<Id, usize> = std::collections::HashMap::new();
     let mut order: Vec<Id> = Vec::new();
-    for p in &parts {
+    for (_, scalars) in &leads {
         let mut seen: Vec<Id> = Vec::new();
-        for &s in &p.scalars {
+        for &s in scalars {
             if seen.contains(&s) {
                 continue;
             }
@@ -667,6 +712,7 @@ fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     if shared.is_none() && coef == 1.0 {
         return None;
     }
+    let parts: Vec<crate::simplify::Parts> = terms.iter().map(|&t| g.parts(t)).collect();
     let mut inside = Vec::new();
     let mut outside = Vec::new();
     for (p, &t) in parts.into_iter().zip(terms) {
@@ -693,7 +739,6 @@ fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     factors.push(inner);
     outside.push(g.mul(&factors));
     let sum = g.add(&outside);
-    let sum = g.factor_sum(sum);
     Some(g.scale(coef, sum))
 }
 

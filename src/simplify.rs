@@ -1026,7 +1026,9 @@ impl Graph {
             && matches!(self.node(m), Node::Mul(_))
         {
             let q = self.parts(m);
-            if q.chain.len() >= 2 {
+            // Short chains only: opening costs a transpose per factor, and a long
+            // transposed chain (a deep network's Hessian) seldom shares an edge.
+            if (2..=8).contains(&q.chain.len()) {
                 p.coef *= q.coef;
                 p.scalars.extend(q.scalars);
                 let mut rev = Vec::with_capacity(q.chain.len());
