@@ -685,7 +685,7 @@ fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
         1.0
     };
     // A minus sign every term has comes out too: `-(a + b)/2`, not `-(-a - b)/2`.
-    if coef != 1.0 && leads.iter().all(|(c, _)| *c < 0.0) {
+    if leads.iter().all(|(c, _)| *c < 0.0) {
         coef = -coef;
     }
     // The 1×1 factor in the most terms (the first such, for a stable choice).
@@ -733,12 +733,24 @@ fn common_scalar(g: &mut Graph, terms: &[Id]) -> Option<Id> {
         factors.extend(p.chain);
         inside.push(g.mul(&factors));
     }
+    // Only a real grouping is factored again: a sum that only lost its coefficient has
+    // already been factored every other way at this level.
     let inner = g.add(&inside);
-    let inner = g.factor_sum(inner);
+    let inner = if shared.is_some() {
+        g.factor_sum(inner)
+    } else {
+        inner
+    };
     let mut factors: Vec<Id> = shared.into_iter().collect();
     factors.push(inner);
     outside.push(g.mul(&factors));
     let sum = g.add(&outside);
+    // What the grouping left may factor further: `h*(A + B) + C*(A + B)`.
+    let sum = if shared.is_some() && outside.len() >= 2 {
+        g.factor_sum(sum)
+    } else {
+        sum
+    };
     Some(g.scale(coef, sum))
 }
 
