@@ -8,9 +8,19 @@
 //! (`C*inv(C)`). Every failure found is kept, shrunk, as a line of
 //! `tests/data/shape_cases.tsv`, which `replay_shape_cases` runs through the same checks.
 //!
-//! `cargo test --test shape_faithful -- --ignored hunt` runs every property on many more
-//! cases (`SHAPE_HUNT_CASES`, default 2000), shrinks every failure and prints the
-//! distinct minimal ones as case-file lines.
+//! jacob runs in-process, except `check`, which runs as a child process of the jacob
+//! binary (SHAPE_IN_PROCESS=1 runs it in-process too, SHAPE_ISOLATE=1 runs everything as
+//! a child process); SHAPE_TRACE=1 prints every command. PROPTEST_CASES sets the number
+//! of cases of every property.
+//!
+//! `cargo test --test shape_faithful -- --ignored hunt --nocapture` runs the properties
+//! on many more cases (SHAPE_HUNT_CASES, default 2000; SHAPE_HUNT_SEED; SHAPE_HUNT_ONLY,
+//! some of `simplify,twice,diff,hess`), shrinks every failure and prints the distinct
+//! minimal ones as case-file lines. To look past failures already known:
+//! SHAPE_HUNT_SKIP (`|`-separated substrings of their messages; `claim:TEXT` skips
+//! checking claims that contain TEXT) and SHAPE_HUNT_WITHOUT (some of
+//! `vanish,cancel,ones`: leaves out expressions with these features). The hunt of `diff`
+//! and `hess` leaves out expressions that `simplify` already gets wrong.
 
 use std::collections::BTreeSet;
 use std::fmt;
