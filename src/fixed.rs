@@ -87,7 +87,7 @@ impl Fixed {
         // A node printed in several places must be fixed in each (and); a named node is
         // one binding, fixed by any of its uses (or).
         let mut context: HashMap<Id, Fix> = HashMap::with_capacity(order.len());
-        context.insert(root, Fix::NONE);
+        context.insert(root, ones(g, root));
         let mut total: HashMap<Id, Fix> = HashMap::with_capacity(order.len());
         for &id in order.iter().rev() {
             let o = own[&id];
@@ -117,17 +117,28 @@ impl Fixed {
     pub(crate) fn bare(&self, g: &Graph, id: Id) -> bool {
         let fix = self.total.get(&id).copied().unwrap_or(Fix::NONE);
         let s = g.shape(id);
-        // A size that is 1, or that nothing could write (no symbol has it: it came from
-        // a bare `I` or `ones` in the input, as unknown there as here), needs no text.
+        // A size that nothing could write (no symbol has it: it came from a bare `I` or
+        // `ones` in the input, as unknown there as here) needs no text. A size 1 does,
+        // where the text around could read a bare `ones` as a matrix.
         let free = |d: Dim| {
             let d = g.dims.find(d);
-            d == Dim::One || (g.dims.value(d).is_none() && !has_witness(g, d))
+            d != Dim::One && g.dims.value(d).is_none() && !has_witness(g, d)
         };
         match g.node(id) {
             Node::Identity(n) => fix.rows || fix.cols || free(*n),
             Node::Ones(..) => (free(s.rows) || fix.rows) && (free(s.cols) || fix.cols),
             _ => true,
         }
+    }
+}
+
+/// The sizes of `id` that are 1: where nothing around a text widens them, a bare
+/// `ones` there reads as it should.
+fn ones(g: &Graph, id: Id) -> Fix {
+    let s = g.shape(id);
+    Fix {
+        rows: g.dims.find(s.rows) == Dim::One,
+        cols: g.dims.find(s.cols) == Dim::One,
     }
 }
 
@@ -153,12 +164,10 @@ fn own_fix(g: &Graph, id: Id, own: &HashMap<Id, Own>) -> Own {
         fix: Fix::ALL,
         square: true,
     };
-    if g.is_scalar(id) {
-        return all;
-    }
-    let s = g.shape(id);
-    let one = |d: Dim| g.dims.find(d) == Dim::One;
     let of = |c: &Id| own[c];
+    // A 1×1 part whose own text reads as 1×1 (a name, a number, `x'*A*x`): it fixes its
+    // sizes, and is broadcast where it meets larger ones.
+    let definite = |c: &Id| g.is_scalar(*c) && own[c].fix == Fix::ALL;
     match g.node(id) {
         Node::Num(_) | Node::Size(_) => all,
         Node::Sym(_) => Own {
@@ -174,18 +183,17 @@ fn own_fix(g: &Graph, id: Id, own: &HashMap<Id, Own>) -> Own {
             fix: Fix::NONE,
             square: true,
         },
-        // A bare `ones` is n×(1 unless unified); `ones'` the transpose.
+        // A bare `ones` is n×(1 unless something makes it wider), `ones'` the
+        // transpose: its text fixes neither size.
         Node::Ones(..) => Own {
-            fix: Fix {
-                rows: one(s.rows),
-                cols: one(s.cols),
-            },
+            fix: Fix::NONE,
             square: false,
         },
+        Node::Add(ts) | Node::Had(ts) if ts.iter().all(definite) => all,
         Node::Add(ts) | Node::Had(ts) => {
             let mut fix = Fix::NONE;
             let mut square = false;
-            for t in ts.iter().filter(|t| !g.is_scalar(**t)) {
+            for t in ts.iter().filter(|t| !definite(t)) {
                 fix = fix.or(of(t).fix);
                 square |= of(t).square;
             }
@@ -193,6 +201,16 @@ fn own_fix(g: &Graph, id: Id, own: &HashMap<Id, Own>) -> Own {
                 fix = fix.square();
             }
             Own { fix, square }
+        }
+        Node::Mul(fs) if fs.iter().all(|f| g.is_scalar(*f)) => {
+            if fs.iter().all(definite) {
+                all
+            } else {
+                Own {
+                    fix: Fix::NONE,
+                    square: false,
+                }
+            }
         }
         Node::Mul(fs) => {
             let chain: Vec<Id> = fs.iter().copied().filter(|f| !g.is_scalar(*f)).collect();
@@ -254,7 +272,9 @@ fn own_fix(g: &Graph, id: Id, own: &HashMap<Id, Own>) -> Own {
 
 /// What the text of `id`, fixed as `tot`, gives each of its children.
 fn child_fixes(g: &Graph, id: Id, tot: Fix, own: &HashMap<Id, Own>) -> Vec<(Id, Fix)> {
-    let scalar_or = |c: Id, f: Fix| if g.is_scalar(c) { Fix::ALL } else { f };
+    // A 1×1 term or factor among larger ones must read as 1×1 by its own text (the
+    // reader would otherwise widen a `ones` in it to meet its neighbours).
+    let scalar_or = |c: Id, f: Fix| if g.is_scalar(c) { Fix::NONE } else { f };
     match g.node(id) {
         Node::Add(ts) | Node::Had(ts) => ts.iter().map(|&t| (t, scalar_or(t, tot))).collect(),
         Node::Mul(fs) => {
@@ -267,10 +287,13 @@ fn child_fixes(g: &Graph, id: Id, tot: Fix, own: &HashMap<Id, Own>) -> Vec<(Id, 
             if tot.cols {
                 b.fix(k);
             }
+            // A 1×1 factor of a 1×1 product only scales it; of a larger one, it must
+            // read as 1×1 by itself.
+            let alone = if chain.is_empty() { tot } else { Fix::NONE };
             let mut out: Vec<(Id, Fix)> = fs
                 .iter()
                 .filter(|f| g.is_scalar(**f))
-                .map(|&f| (f, Fix::ALL))
+                .map(|&f| (f, alone))
                 .collect();
             for (i, &c) in chain.iter().enumerate() {
                 out.push((
@@ -301,12 +324,10 @@ fn child_fixes(g: &Graph, id: Id, tot: Fix, own: &HashMap<Id, Own>) -> Vec<(Id, 
                 },
                 _ => Fix::NONE,
             };
-            vec![(*u, scalar_or(*u, given))]
+            // Inside a call nothing widens a size 1.
+            vec![(*u, given.or(ones(g, *u)))]
         }
-        Node::Kron([a, b]) => vec![
-            (*a, scalar_or(*a, Fix::NONE)),
-            (*b, scalar_or(*b, Fix::NONE)),
-        ],
+        Node::Kron([a, b]) => vec![(*a, ones(g, *a)), (*b, ones(g, *b))],
         Node::Num(_)
         | Node::Sym(_)
         | Node::Identity(_)
@@ -334,10 +355,12 @@ impl Boundaries {
         for (i, c) in chain.iter().enumerate() {
             let s = g.shape(*c);
             let o = own[c];
-            if o.fix.rows || g.dims.find(s.rows) == Dim::One {
+            // A size 1 between two factors is read as 1 (`u*v'`); at the ends of the
+            // chain it is what the text around makes it.
+            if o.fix.rows || (i > 0 && g.dims.find(s.rows) == Dim::One) {
                 b.fix(i);
             }
-            if o.fix.cols || g.dims.find(s.cols) == Dim::One {
+            if o.fix.cols || (i + 1 < k && g.dims.find(s.cols) == Dim::One) {
                 b.fix(i + 1);
             }
             if o.square {

@@ -104,7 +104,9 @@ impl Dims {
         match (a, b) {
             (Dim::One, d) | (d, Dim::One) => d,
             _ => {
-                if let Some(&d) = self.products.get(&(a, b)) {
+                // m·n and n·m are one size (the columns of kron(x', I) and the rows of
+                // vec(A) must meet).
+                if let Some(&d) = self.products.get(&(a, b)).or(self.products.get(&(b, a))) {
                     return self.find(d);
                 }
                 let d = self.push(false, Some((a, b)));
@@ -203,7 +205,14 @@ impl Dims {
                 }
                 let (px, py) = (self.product_of[x as usize], self.product_of[y as usize]);
                 if let (Some((a1, b1)), Some((a2, b2))) = (px, py) {
-                    return self.unify(a1, a2) && self.unify(b1, b2) && {
+                    let [a1, b1, a2, b2] = [a1, b1, a2, b2].map(|d| self.find(d));
+                    // Sizes multiply in either order: a shared factor pairs the others.
+                    let (p, q, r, t) = if a1 == b2 || b1 == a2 {
+                        (a1, b2, b1, a2)
+                    } else {
+                        (a1, a2, b1, b2)
+                    };
+                    return self.unify(p, q) && self.unify(r, t) && {
                         let (x, y) = (self.find(Dim::Var(x)), self.find(Dim::Var(y)));
                         if let (Dim::Var(x), Dim::Var(y)) = (x, y)
                             && x != y
