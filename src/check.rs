@@ -4,7 +4,7 @@
 //! Both sides are brought to the numerator Jacobian ∂vec(f)/∂vec(V), numel(f)×numel(V),
 //! column-major, so that one comparison serves every layout of SPEC §2.
 
-use crate::cli::{CheckArgs, Config, Format, LayoutArg};
+use crate::cli::{CheckArgs, Config, FormArg, Format, LayoutArg};
 use crate::diff::{self, Layout, Rank};
 use crate::error::{Error, ExprError, Span};
 use crate::eval::{self, Env, EvalError};
@@ -66,7 +66,7 @@ pub(crate) fn check_with(
 ) -> Result<Answer, Error> {
     let mut answer = check_in(a, config, text, own_derivative)?;
     // A claim that disagrees may be right in another layout: say which.
-    if answer.disagrees && a.claim.is_some() {
+    if answer.disagrees && a.claim.is_some() && a.form == FormArg::Jacobian {
         let mut fits = Vec::new();
         for other in [
             LayoutArg::Mixed,
@@ -133,7 +133,28 @@ fn check_in(
     // simplifier must show up as a disagreement, never be endorsed.
     let f = parsed.root;
     let layout: Layout = a.layout.into();
-    let own = own_derivative(&mut g, f, var, layout);
+    // A differential: asked for, or a claim that uses dX (SPEC §5).
+    let dname = format!("d{}", g.symbol(var).name);
+    let differential = a.form == FormArg::Differential
+        || a.claim
+            .as_deref()
+            .is_some_and(|c| find_word(c, &dname).is_some());
+    let dx = if differential {
+        if a.layout != LayoutArg::Mixed {
+            return Err(Error::Usage(
+                "a differential has no layout: check it without --layout".into(),
+            ));
+        }
+        Some(diff::differential_symbol(&mut g, var).map_err(|e| Error::Usage(e.to_string()))?)
+    } else {
+        None
+    };
+    let own = if differential {
+        let simplified = g.simplify(f, false);
+        diff::differential_form(&mut g, simplified, var, false)
+    } else {
+        own_derivative(&mut g, f, var, layout)
+    };
     let (d, expected, own_text) = match &a.claim {
         None => {
             let d = own.map_err(|e| Error::Unsupported(e.to_string()))?;
@@ -141,7 +162,12 @@ fn check_in(
         }
         Some(claim) => {
             let own = own.map(|d| (g.shape(d), print::text(&g, d)));
-            let own_shape = own.as_ref().ok().map(|(s, _)| *s);
+            // A differential has the expression's shape, whatever jacob makes of it.
+            let own_shape = if differential {
+                Some(g.shape(f))
+            } else {
+                own.as_ref().ok().map(|(s, _)| *s)
+            };
             let own_text = own.as_ref().ok().map(|(_, t)| t.clone());
             let read = read_claim(&mut g, config, claim, f, var, layout, own_shape);
             let (d, expected) = match (&own, read) {
@@ -182,6 +208,7 @@ fn check_in(
         v_scalar: g.symbol(var).kind == Kind::Scalar,
         symmetric: g.symbol(var).kind == Kind::Symmetric,
         tol: a.tol,
+        differential: dx,
     };
     let mut rng = fastrand::Rng::with_seed(config.seed);
     let mut draw = Draw::Signed;
@@ -257,6 +284,7 @@ fn check_in(
                 "input": text,
                 "wrt": a.wrt.trim(),
                 "layout": layout.name(),
+                "form": if differential { "differential" } else { "jacobian" },
                 "derivative": print::text(&g, d),
                 "result": if agrees { "agrees" } else { "disagrees" },
                 "latex": crate::latex::latex(&g, d),
@@ -294,10 +322,14 @@ fn check_in(
             }
             let n = results.len();
             let plural = if n == 1 { "" } else { "s" };
+            let form = if differential {
+                "differential".to_string()
+            } else {
+                format!("{} layout", layout.name())
+            };
             if agrees {
                 out.push_str(&format!(
-                    "agrees: {checked} matches finite differences at {n} point{plural} ({} layout)\n",
-                    layout.name()
+                    "agrees: {checked} matches finite differences at {n} point{plural} ({form})\n"
                 ));
             } else {
                 let bad = results.iter().filter(|r| !r.agrees).count();
@@ -312,8 +344,7 @@ fn check_in(
                     "the derivative cannot be evaluated where the expression can".into()
                 };
                 out.push_str(&format!(
-                    "disagrees: {checked} differs from finite differences at {bad} of {n} point{plural} ({worst}; {} layout)\n",
-                    layout.name()
+                    "disagrees: {checked} differs from finite differences at {bad} of {n} point{plural} ({worst}; {form})\n"
                 ));
             }
             out
@@ -515,16 +546,12 @@ fn expected_shape(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Option<S
                 vs
             }
         }
-        (Rank::Vector, _) => {
-            let p = if g.dims.is_column(fs) {
-                fs.rows
-            } else {
-                fs.cols
-            };
+        // ∂vec(F)/∂vec(X): entries of F by entries of X.
+        _ => {
+            let p = g.dims.product(fs.rows, fs.cols);
             let n = g.dims.product(vs.rows, vs.cols);
             numerator_or_mixed(Shape::new(p, n))
         }
-        (Rank::Matrix, _) => return None,
     })
 }
 
@@ -612,6 +639,9 @@ struct Problem<'a> {
     v_scalar: bool,
     symmetric: bool,
     tol: f64,
+    /// For a differential (`--form differential`, or a claim that uses dX): the symbol
+    /// dX, which each direction of the finite differences is put into.
+    differential: Option<Symbol>,
 }
 
 /// Evaluates one root; Ok(Err(message)) for a problem another point may avoid.
@@ -755,6 +785,9 @@ impl Problem<'_> {
             }
             Err(e) => return Err(numeric::explain(g, e)),
         };
+        if let Some(dx) = self.differential {
+            return self.compare_differential(env, dx, &directions, &jn, unit, vr, sizes);
+        }
         let full = match self.numerator_jacobian(env, dv, nf, nv)? {
             Ok(j) => j,
             Err(why) => return Ok(Outcome::Point(failed(why))),
@@ -812,6 +845,86 @@ impl Problem<'_> {
             agrees,
             error: None,
             sym_agrees,
+        }))
+    }
+
+    /// A differential against the finite differences: dF with dX set to each direction.
+    #[allow(clippy::too_many_arguments)]
+    fn compare_differential(
+        &self,
+        env: &mut Env,
+        dx: Symbol,
+        directions: &[DMatrix<f64>],
+        jn: &DMatrix<f64>,
+        unit: bool,
+        vr: usize,
+        sizes: Vec<(String, usize)>,
+    ) -> Result<Outcome, Error> {
+        let g = self.g;
+        let nf = jn.nrows();
+        let mut js = DMatrix::zeros(nf, directions.len());
+        for (k, e) in directions.iter().enumerate() {
+            env.values.insert(dx, e.clone());
+            let v = match eval::eval(g, &[self.d], env) {
+                Ok(mut v) => v.pop().unwrap_or_else(|| DMatrix::zeros(0, 0)),
+                Err(e) if redrawable(&e) => {
+                    return Ok(Outcome::Redraw(format!(
+                        "the differential cannot be evaluated there: {e}"
+                    )));
+                }
+                Err(e @ EvalError::Internal(_)) => {
+                    return Ok(Outcome::Point(PointResult {
+                        sizes,
+                        abs: f64::INFINITY,
+                        rel: f64::INFINITY,
+                        agrees: false,
+                        error: Some(e.to_string()),
+                        sym_agrees: false,
+                    }));
+                }
+                Err(e) => return Err(numeric::explain(g, e)),
+            };
+            // A claim `0` stands for the zero of any shape.
+            let v = if v.shape() == (1, 1) && nf != 1 && g.is_zero(self.d) {
+                DMatrix::zeros(nf, 1)
+            } else {
+                v
+            };
+            if v.len() != nf {
+                return Ok(Outcome::Point(PointResult {
+                    sizes,
+                    abs: f64::INFINITY,
+                    rel: f64::INFINITY,
+                    agrees: false,
+                    error: Some(format!(
+                        "the differential evaluates to a {}×{} matrix, but the expression has {nf} entries",
+                        v.nrows(),
+                        v.ncols()
+                    )),
+                    sym_agrees: false,
+                }));
+            }
+            let (i, j) = (k % vr.max(1), k / vr.max(1));
+            let half = if unit && self.symmetric && i != j {
+                0.5
+            } else {
+                1.0
+            };
+            for r in 0..nf {
+                js[(r, k)] = v[r] * half;
+            }
+        }
+        let size = jn.amax();
+        let abs = (&js - jn).amax();
+        let abs = if abs.is_finite() { abs } else { f64::INFINITY };
+        let agrees = abs <= TOL_ABS + self.tol * size;
+        Ok(Outcome::Point(PointResult {
+            sizes,
+            abs,
+            rel: abs / size.max(1e-12),
+            agrees,
+            error: None,
+            sym_agrees: false,
         }))
     }
 

@@ -68,6 +68,18 @@ impl From<ReportFormat> for Format {
     }
 }
 
+/// What a derivative is printed as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum FormArg {
+    /// The derivative itself: gradient, Jacobian (in `kron` form where a matrix is
+    /// involved) or Hessian.
+    #[default]
+    Jacobian,
+    /// The differential: dF in terms of dX, the differential of the variable X (for
+    /// `hess`, the Hessian applied to dX).
+    Differential,
+}
+
 /// Layouts as spelled on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 pub enum LayoutArg {
@@ -130,6 +142,9 @@ pub struct DiffArgs {
     /// Show the chain-rule steps, each Jacobian with its shape.
     #[arg(long)]
     pub explain: bool,
+    /// Print the derivative, or its differential (`dX` is the differential of X).
+    #[arg(long, value_enum, default_value_t = FormArg::Jacobian)]
+    pub form: FormArg,
     /// Print the whole statement, `∂f/∂x = …` with its layout (LaTeX with `--format latex`).
     #[arg(long)]
     pub equation: bool,
@@ -147,6 +162,9 @@ pub struct HessArgs {
     /// The variable to differentiate by, twice.
     #[arg(long)]
     pub wrt: String,
+    /// Print the Hessian, or the Hessian applied to dX (the differential of the gradient).
+    #[arg(long, value_enum, default_value_t = FormArg::Jacobian)]
+    pub form: FormArg,
     /// Print the whole statement, `∂²f/∂x∂x' = …` (LaTeX with `--format latex`).
     #[arg(long)]
     pub equation: bool,
@@ -209,9 +227,13 @@ pub struct CheckArgs {
     /// The layout the claim is written in.
     #[arg(long, value_enum, default_value_t = LayoutArg::Mixed)]
     pub layout: LayoutArg,
-    /// A derivative to check instead of jacob's own.
+    /// A derivative to check instead of jacob's own; a claim that uses dX (the
+    /// differential of the variable X) is a differential.
     #[arg(long, allow_hyphen_values = true)]
     pub claim: Option<String>,
+    /// Check jacob's derivative, or its differential along random directions dX.
+    #[arg(long, value_enum, default_value_t = FormArg::Jacobian)]
+    pub form: FormArg,
     /// How many random points.
     #[arg(long, default_value_t = 3)]
     pub points: usize,
@@ -233,6 +255,7 @@ impl Default for CheckArgs {
             wrt: String::new(),
             layout: LayoutArg::Mixed,
             claim: None,
+            form: FormArg::Jacobian,
             points: 3,
             tol: 1e-5,
             seed: 1,

@@ -304,6 +304,24 @@ fn node_value(
     Ok(match graph.node(id) {
         Node::Num(n) => DMatrix::from_element(1, 1, n.get()),
         Node::Size(d) => DMatrix::from_element(1, 1, size(graph, env, *d)? as f64),
+        Node::Commutation(m, n) => {
+            let (m, n) = (size(graph, env, *m)?, size(graph, env, *n)?);
+            let mn = m.saturating_mul(n);
+            check_entries(mn, mn)?;
+            let mut k = DMatrix::zeros(mn, mn);
+            for i in 0..m {
+                for j in 0..n {
+                    // vec(X)[i + j*m] = X[i, j] = vec(X')[j + i*n]
+                    k[(j + i * n, i + j * m)] = 1.0;
+                }
+            }
+            k
+        }
+        Node::Hole(..) => {
+            return Err(EvalError::Internal(
+                "a placeholder of the differentiator was evaluated".into(),
+            ));
+        }
         Node::Sym(s) => symbol_value(graph, env, id, *s)?,
         Node::Identity(d) => {
             let n = size(graph, env, *d)?;
@@ -711,9 +729,13 @@ fn check_finite(graph: &Graph, id: Id, value: &DMatrix<f64>) -> Result<(), EvalE
                 graph.symbol(*s).name
             )));
         }
-        Node::Num(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) | Node::Size(_) => {
-            "a constant"
-        }
+        Node::Num(_)
+        | Node::Identity(_)
+        | Node::Ones(..)
+        | Node::Zero(..)
+        | Node::Size(_)
+        | Node::Commutation(..)
+        | Node::Hole(..) => "a constant",
         Node::Add(_) => "a sum",
         Node::Mul(_) => "a product",
         Node::Had(_) => "an elementwise product",

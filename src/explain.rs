@@ -666,9 +666,10 @@ fn substitute(g: &mut Graph, id: Id, map: &HashMap<Id, Id>) -> Id {
     new[&id]
 }
 
-/// The name of the rule a step's derivative uses, then its formula after `:`; `uses`
-/// counts the operands that are the input being differentiated by. With `gradient`,
-/// the formula is the backpropagation rule through a matrix: ∂f/∂U from G = ∂f/∂V.
+/// The name of the rule a step's derivative uses, then its differential after `:`, from
+/// the differentiator's table ([`diff::RULES`]); `uses` counts the operands that are the
+/// input being differentiated by. With `gradient`, a step through a matrix also says how
+/// the gradient goes back through it.
 fn rule(g: &Graph, p: Id, uses: usize, gradient: bool) -> String {
     if gradient
         && matches!(g.node(p), Node::Mul(_))
@@ -679,45 +680,17 @@ fn rule(g: &Graph, p: Id, uses: usize, gradient: bool) -> String {
     {
         return "a scalar factor: ∂f/∂s = ⟨G, ∂V/∂s⟩ with G the gradient of f by V".into();
     }
-    let both = uses > 1;
-    let elementwise = |f: Func| {
-        let n = f.name();
-        format!("derivative of {n}, elementwise: ∂{n}(u)/∂u = diag({n}'(u))")
+    let r = diff::rule(g, p);
+    let back = match g.node(p) {
+        Node::Mul(_) if gradient && uses == 1 => {
+            "; back through V = A*U*B: ∂f/∂U = A'*G*B' with G the gradient of f by V"
+        }
+        Node::Call(Func::Inv, _) if gradient => {
+            "; back through V = inv(U): ∂f/∂U = -V'*G*V' with G the gradient of f by V"
+        }
+        _ => "",
     };
-    let text = match (g.node(p), gradient) {
-        (Node::Add(_), _) => "sum rule: the derivative of a sum is the sum of the derivatives",
-        (Node::Mul(_) | Node::Had(_), _) if both => {
-            "product rule: differentiate each factor in turn, the others held fixed"
-        }
-        (Node::Mul(_), false) => "linear in u: ∂(A*u*B)/∂u holds A and B fixed",
-        (Node::Mul(_), true) => {
-            "linear in U: for V = A*U*B, ∂f/∂U = A'*G*B' with G the gradient of f by V (shaped like V)"
-        }
-        (Node::Had(_), _) => "Hadamard product: ∂(a.*u)/∂u = diag(a)",
-        (Node::Pow(_), _) => "power rule: ∂(s^p)/∂s = p*s^(p-1)",
-        (Node::EPow(_), _) => "power rule, elementwise: ∂(u.^p)/∂u = diag(p*u.^(p-1))",
-        (Node::Transpose(_), _) => "transpose: the same entries",
-        (Node::Call(f, _), _) if f.is_elementwise() => return elementwise(*f),
-        (Node::Call(Func::Sum, _), _) => "derivative of sum: ∂sum(U) = sum(∂U)",
-        (Node::Call(Func::Tr, _), _) => "derivative of the trace: ∂tr(U)/∂U = I",
-        (Node::Call(Func::Norm2, _), _) => "derivative of norm2: ∂norm2(u)/∂u = u'/norm2(u)",
-        (Node::Call(Func::Norm1, _), _) => "derivative of norm1: ∂norm1(u)/∂u = sign(u)'",
-        (Node::Call(Func::Softmax, _), _) => {
-            "derivative of softmax: ∂s/∂u = diag(s) - s*s' for s = softmax(u)"
-        }
-        (Node::Call(Func::Logsumexp, _), _) => {
-            "derivative of logsumexp: ∂logsumexp(u)/∂u = softmax(u)'"
-        }
-        (Node::Call(Func::Det, _), _) => "Jacobi's formula: ∂det(U)/∂U = det(U)*inv(U)'",
-        (Node::Call(Func::Logdet, _), _) => "derivative of logdet: ∂logdet(U)/∂U = inv(U)'",
-        (Node::Call(Func::Inv, _), _) => {
-            "derivative of the inverse: for V = inv(U), ∂f/∂U = -V'*G*V' with G the gradient of f by V"
-        }
-        (Node::Call(f, _), _) => return format!("derivative of {}", f.name()),
-        (Node::Kron(_), _) => "derivative of kron, one factor at a time",
-        _ => "definition",
-    };
-    text.to_string()
+    format!("{}: {}{back}", r.name, r.formula)
 }
 
 /// The last step: how the numerator-layout result becomes what is printed, and the

@@ -8,9 +8,9 @@
 //! the graph about to be printed, conservatively: a constant prints bare only where
 //! the reading is sure to give it the size it has in the graph.
 
-use crate::graph::{Func, Graph, Id, Node};
+use crate::graph::{Func, Graph, Id, Node, Symbol};
 use crate::shape::Dim;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Whether the reading fixes a node's number of rows and of columns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,6 +71,8 @@ struct Own {
 pub(crate) struct Fixed {
     /// For each node reachable from the root: what its text and the text around it fix.
     total: HashMap<Id, Fix>,
+    /// The symbols the text shows: sizes are written with them first (`rows(z)`).
+    pub(crate) present: HashSet<Symbol>,
 }
 
 impl Fixed {
@@ -110,7 +112,14 @@ impl Fixed {
                 };
             }
         }
-        Fixed { total }
+        let present = order
+            .iter()
+            .filter_map(|&id| match g.node(id) {
+                Node::Sym(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        Fixed { total, present }
     }
 
     /// True when the constant `id` (`I`, `ones`) reads back with its size if printed bare.
@@ -170,6 +179,15 @@ fn own_fix(g: &Graph, id: Id, own: &HashMap<Id, Own>) -> Own {
     let definite = |c: &Id| g.is_scalar(*c) && own[c].fix == Fix::ALL;
     match g.node(id) {
         Node::Num(_) | Node::Size(_) => all,
+        // Printed with its size, or a symbol's.
+        Node::Commutation(m, n) => Own {
+            fix: Fix::ALL,
+            square: g.dims.find(*m) == g.dims.find(*n),
+        },
+        Node::Hole(..) => Own {
+            fix: Fix::ALL,
+            square: false,
+        },
         Node::Sym(_) => Own {
             fix: Fix::ALL,
             square: g.is_symmetric(id),
@@ -333,7 +351,9 @@ fn child_fixes(g: &Graph, id: Id, tot: Fix, own: &HashMap<Id, Own>) -> Vec<(Id, 
         | Node::Identity(_)
         | Node::Ones(..)
         | Node::Zero(..)
-        | Node::Size(_) => Vec::new(),
+        | Node::Size(_)
+        | Node::Commutation(..)
+        | Node::Hole(..) => Vec::new(),
     }
 }
 

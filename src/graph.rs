@@ -230,6 +230,11 @@ pub enum Node {
     Zero(Dim, Dim),
     /// `rows(A)`, `cols(A)`, `3`: a size as a 1×1 number (a constant: its derivative is 0).
     Size(Dim),
+    /// `commutation(X)` for an m×n X: the mn×mn permutation K with K*vec(X) = vec(X').
+    Commutation(Dim, Dim),
+    /// A placeholder for the differential of an operand while the differentiator works
+    /// (slot, rows, columns); never printed or evaluated.
+    Hole(u32, Dim, Dim),
     /// `a + b - c`: terms of one shape; a 1×1 term is broadcast.
     Add(Box<[Id]>),
     /// `2*A*x`: 1×1 factors scale; the others form a matrix product, in order.
@@ -257,7 +262,9 @@ impl Node {
             | Node::Identity(_)
             | Node::Ones(..)
             | Node::Zero(..)
-            | Node::Size(_) => &[],
+            | Node::Size(_)
+            | Node::Commutation(..)
+            | Node::Hole(..) => &[],
             Node::Add(c) | Node::Mul(c) | Node::Had(c) => c,
             Node::Pow(ab) | Node::EPow(ab) | Node::Kron(ab) => ab,
             Node::Transpose(a) | Node::Call(_, a) => std::slice::from_ref(a),
@@ -286,6 +293,9 @@ pub struct Graph {
     pub(crate) folding_problem: Option<&'static str>,
     /// Names the input binds with `where`: printed bindings never reuse them.
     pub reserved: HashSet<String>,
+    /// The symbols `dX` that stand for the differential of a variable `X`
+    /// (`--form differential`), with that variable.
+    pub differential_of: HashMap<Symbol, Symbol>,
 }
 
 impl Graph {
@@ -350,6 +360,8 @@ impl Graph {
             Node::Call(..) => 11,
             Node::Kron(_) => 12,
             Node::Size(_) => 13,
+            Node::Commutation(..) => 14,
+            Node::Hole(..) => 15,
         };
         h.write_u8(tag);
         match node {
@@ -357,6 +369,7 @@ impl Graph {
             Node::Sym(s) => h.write(self.symbol(*s).name.as_bytes()),
             Node::Call(f, _) => h.write_u8(*f as u8),
             Node::Size(d) => h.write_u64(self.dims.value(*d).unwrap_or(0)),
+            Node::Hole(k, ..) => h.write_u32(*k),
             _ => {}
         }
         for c in node.children() {
@@ -382,7 +395,8 @@ impl Graph {
         match node {
             Node::Num(n) if n.get() < 0.0 => 2,
             Node::Num(_) | Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => 1,
-            Node::Size(_) => 2,
+            Node::Size(_) | Node::Commutation(..) => 2,
+            Node::Hole(..) => 1,
             // A coefficient -1 prints as a minus sign: `-x` is two, not three.
             Node::Mul(f) if f.first().and_then(|&c| self.as_num(c)) == Some(-1.0) => {
                 sum.saturating_add(ops).saturating_sub(1)
@@ -396,7 +410,9 @@ impl Graph {
         match node {
             Node::Sym(s) => self.symbol(*s).kind == Kind::Symmetric,
             Node::Identity(_) | Node::Call(Func::DiagMat, _) => true,
-            Node::Ones(r, c) | Node::Zero(r, c) => self.dims.find(*r) == self.dims.find(*c),
+            Node::Ones(r, c) | Node::Zero(r, c) | Node::Commutation(r, c) => {
+                self.dims.find(*r) == self.dims.find(*c)
+            }
             Node::Add(ts) | Node::Had(ts) => !self.dims.is_scalar(shape) && ts.iter().all(sym),
             Node::Mul(fs) => {
                 let chain: Vec<Id> = fs.iter().copied().filter(|f| !self.is_scalar(*f)).collect();
@@ -531,16 +547,35 @@ impl Graph {
     /// A symbol with the size `d` as its rows (`false`) or columns (`true`), the first in
     /// order of declaration: what `rows(A)` or `cols(A)` is printed with.
     pub fn size_witness(&self, d: Dim) -> Option<(Symbol, bool)> {
+        self.size_witness_in(d, &HashSet::new())
+    }
+
+    /// As [`Graph::size_witness`], preferring the symbols in `prefer` (those of the text
+    /// being printed, so that `eye(rows(z))` names a symbol the reader sees).
+    pub fn size_witness_in(&self, d: Dim, prefer: &HashSet<Symbol>) -> Option<(Symbol, bool)> {
         let d = self.dims.find(d);
-        self.symbols().find_map(|(s, info)| {
+        let has = |info: &SymbolInfo| {
             if self.dims.find(info.shape.rows) == d {
-                Some((s, false))
+                Some(false)
             } else if self.dims.find(info.shape.cols) == d {
-                Some((s, true))
+                Some(true)
             } else {
                 None
             }
-        })
+        };
+        // A symbol the text shows, then a vector (`rows(z)` is z's length), then any,
+        // each in order of declaration.
+        let rank = |s: Symbol, info: &SymbolInfo| {
+            (
+                !prefer.contains(&s),
+                info.kind != Kind::Vector,
+                self.differential_of.contains_key(&s),
+            )
+        };
+        self.symbols()
+            .filter_map(|(s, info)| has(info).map(|c| (rank(s, info), s, c)))
+            .min_by_key(|(r, s, _)| (*r, *s))
+            .map(|(_, s, c)| (s, c))
     }
 
     /// The node for the size `d` as a 1×1 number: `rows(A)`, `3`.

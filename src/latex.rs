@@ -6,7 +6,7 @@ use crate::fixed::Fixed;
 use crate::graph::{Func, Graph, Id, Kind, Node, Symbol};
 use crate::print::{Fraction, Prec, SizePart, Sized, format_num, names_within, size_parts};
 use crate::shape::Dim;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Prints an expression as LaTeX math: bold vectors and matrices (`\mathbf{x}`),
 /// `^\top` for transpose, `\odot` for `.*`, `\frac{…}{…}` for division by scalars.
@@ -255,7 +255,8 @@ fn own_width(g: &Graph, id: Id) -> f64 {
     match g.node(id) {
         Node::Num(v) => number(v.get()).len() as f64,
         Node::Sym(s) => width(&symbol(g, *s)),
-        Node::Size(d) => width(&size(g, *d)),
+        Node::Size(d) => width(&size(g, *d, &HashSet::new())),
+        Node::Commutation(..) | Node::Hole(..) => 4.0,
         Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => 6.0,
         Node::Add(ts) => 3.0 * n(ts.len()) + 2.0,
         Node::Mul(fs) => 0.5 * n(fs.len()) + 2.0,
@@ -463,6 +464,10 @@ const MAX_NESTING: u32 = 40;
 /// The LaTeX of a symbol. A name `(∂f/∂u1)`, which `--explain` gives a known
 /// derivative, prints as `\left(\frac{\partial f}{\partial \mathbf{u}_{1}}\right)`.
 pub fn symbol(g: &Graph, s: Symbol) -> String {
+    // The differential of X (`--form differential`): d X.
+    if let Some(&x) = g.differential_of.get(&s) {
+        return format!(r"\mathrm{{d}}{}", symbol(g, x));
+    }
     let info = g.symbol(s);
     let (name, top) = match info.name.strip_suffix('\'') {
         Some(n) => (n, r"^\top"),
@@ -591,8 +596,8 @@ struct Printer<'a> {
 }
 
 /// The LaTeX of a size: `\operatorname{rows}(\mathbf{A})`, `3`.
-fn size(g: &Graph, d: Dim) -> String {
-    let parts: Vec<String> = size_parts(g, d)
+fn size(g: &Graph, d: Dim, prefer: &HashSet<Symbol>) -> String {
+    let parts: Vec<String> = size_parts(g, d, prefer)
         .into_iter()
         .map(|p| match p {
             SizePart::Number(n) => n.to_string(),
@@ -696,8 +701,8 @@ impl Printer<'_> {
         match g.node(id) {
             Node::Ones(..) | Node::Zero(..) if self.is_row(id) => Prec::Postfix,
             Node::Num(n) => number_prec(n.get()),
-            Node::Size(d) if size_parts(g, *d).len() > 1 => Prec::Mul,
-            Node::Size(_) => Prec::Atom,
+            Node::Size(d) if size_parts(g, *d, &self.fixed.present).len() > 1 => Prec::Mul,
+            Node::Size(_) | Node::Commutation(..) | Node::Hole(..) => Prec::Atom,
             Node::Sym(_) | Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => Prec::Atom,
             Node::Call(Func::Inv, _) => Prec::Postfix,
             Node::Call(..) => Prec::Atom,
@@ -726,7 +731,20 @@ impl Printer<'_> {
         match g.node(id) {
             Node::Num(n) => out.push_str(&number(n.get())),
             Node::Sym(s) => out.push_str(&symbol(g, *s)),
-            Node::Size(d) => out.push_str(&size(g, *d)),
+            Node::Size(d) => out.push_str(&size(g, *d, &self.fixed.present)),
+            // K with K vec(X) = vec(X'), subscripted by X's shape.
+            Node::Commutation(m, n) => {
+                let sub = match crate::print::symbol_of_shape(g, *m, *n) {
+                    Some(s) => symbol(g, s),
+                    None => format!(
+                        "{},{}",
+                        size(g, *m, &self.fixed.present),
+                        size(g, *n, &self.fixed.present)
+                    ),
+                };
+                out.push_str(&format!(r"\mathbf{{K}}_{{{sub}}}"));
+            }
+            Node::Hole(k, ..) => out.push_str(&format!(r"\mathrm{{d}}_{{{k}}}")),
             Node::Zero(..) if g.is_scalar(id) => out.push('0'),
             Node::Identity(_) | Node::Ones(..) | Node::Zero(..) => {
                 let base = match g.node(id) {
@@ -740,8 +758,14 @@ impl Printer<'_> {
                 let sized = !self.fixed.bare(g, id) || matches!(g.node(id), Node::Zero(..));
                 if sized {
                     let sub = match Sized::of(g, g.node(id), g.shape(id)) {
-                        Sized::Eye(n) | Sized::Column(n) | Sized::Row(n) => size(g, n),
-                        Sized::Matrix(r, c) => format!(r"{} \times {}", size(g, r), size(g, c)),
+                        Sized::Eye(n) | Sized::Column(n) | Sized::Row(n) => {
+                            size(g, n, &self.fixed.present)
+                        }
+                        Sized::Matrix(r, c) => format!(
+                            r"{} \times {}",
+                            size(g, r, &self.fixed.present),
+                            size(g, c, &self.fixed.present)
+                        ),
                     };
                     out.push_str("_{");
                     out.push_str(&sub);

@@ -25,14 +25,32 @@ pub const GREEK: [&str; 16] = [
 ];
 
 /// Words that cannot name a symbol.
-pub(crate) const RESERVED: [&str; 10] = [
-    "I", "eye", "ones", "zeros", "where", "vector", "matrix", "kron", "rows", "cols",
+pub(crate) const RESERVED: [&str; 11] = [
+    "I",
+    "eye",
+    "ones",
+    "zeros",
+    "where",
+    "vector",
+    "matrix",
+    "kron",
+    "rows",
+    "cols",
+    "commutation",
 ];
 
 /// Names called like functions that are not in [`FUNCTION_NAMES`]: they build
 /// constants and sizes (`eye(n)`, `ones(n)`, `zeros(m, n)`, `rows(A)`), or a product.
-const BUILDERS: [&str; 8] = [
-    "kron", "vector", "matrix", "rows", "cols", "eye", "ones", "zeros",
+const BUILDERS: [&str; 9] = [
+    "kron",
+    "vector",
+    "matrix",
+    "rows",
+    "cols",
+    "eye",
+    "ones",
+    "zeros",
+    "commutation",
 ];
 
 /// A parsed expression.
@@ -698,7 +716,7 @@ impl<'a> Builder<'a> {
                 "`zeros` needs its size: write zeros(n) or zeros(m, n)",
                 span,
             )),
-            "vector" | "matrix" | "kron" | "rows" | "cols" => Err(ExprError::new(
+            "vector" | "matrix" | "kron" | "rows" | "cols" | "commutation" => Err(ExprError::new(
                 format!("`{name}` is a function: call it as {name}(…)"),
                 span,
             )),
@@ -729,7 +747,7 @@ impl<'a> Builder<'a> {
         let arg_pairs: Vec<Pair<Rule>> = inner.collect();
         let want = match name {
             "kron" => 2..=2,
-            "ones" | "zeros" => 1..=2,
+            "ones" | "zeros" | "commutation" => 1..=2,
             _ => 1..=1,
         };
         let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || BUILDERS.contains(&name);
@@ -769,6 +787,15 @@ impl<'a> Builder<'a> {
         let dims = &mut self.graph.dims;
         let mut names = DimNames::default();
         match name {
+            // commutation(X): K with K*vec(X) = vec(X'); commutation(m, n) for sizes.
+            "commutation" => {
+                let (m, n) = if args.len() == 1 {
+                    (shape.rows, shape.cols)
+                } else {
+                    (self.size_dim(args[0], name)?, self.size_dim(args[1], name)?)
+                };
+                return Ok(self.graph.commutation(m, n));
+            }
             "rows" | "cols" => {
                 let d = if name == "rows" {
                     shape.rows

@@ -2,7 +2,7 @@
 //! back to the same expression. A pure function of the graph.
 
 use crate::fixed::Fixed;
-use crate::graph::{Graph, Id, Node};
+use crate::graph::{Graph, Id, Node, Symbol};
 use crate::shape::{Dim, Shape};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -222,30 +222,51 @@ pub(crate) enum SizePart {
 }
 
 /// The parts of the size `d`, multiplied.
-pub(crate) fn size_parts(g: &Graph, d: Dim) -> Vec<SizePart> {
-    let mut out = Vec::new();
-    let mut stack = vec![d];
-    while let Some(d) = stack.pop() {
-        let d = g.dims.find(d);
-        if let Some(n) = g.dims.value(d) {
-            if n != 1 || out.is_empty() && stack.is_empty() {
-                out.push(SizePart::Number(n));
-            }
-        } else if let Some((s, cols)) = g.size_witness(d) {
-            out.push(SizePart::Of(s, cols));
-        } else if let Some((a, b)) = g.dims.factors(d) {
-            stack.push(b);
-            stack.push(a);
-        } else {
-            out.push(SizePart::Unknown);
-        }
+pub(crate) fn size_parts(g: &Graph, d: Dim, prefer: &HashSet<Symbol>) -> Vec<SizePart> {
+    let d = g.dims.find(d);
+    if let Some(n) = g.dims.value(d) {
+        return vec![SizePart::Number(n)];
     }
-    out
+    if let Some((s, cols)) = g.size_witness_in(d, prefer) {
+        return vec![SizePart::Of(s, cols)];
+    }
+    if g.dims.factors(d).is_none() {
+        return vec![SizePart::Unknown];
+    }
+    g.dims
+        .atoms(d)
+        .into_iter()
+        .map(|a| match (g.dims.value(a), g.size_witness_in(a, prefer)) {
+            (Some(n), _) => SizePart::Number(n),
+            (None, Some((s, cols))) => SizePart::Of(s, cols),
+            (None, None) => SizePart::Unknown,
+        })
+        .collect()
+}
+
+/// A symbol whose shape is exactly `m×n`, if any, in order of declaration.
+pub(crate) fn symbol_of_shape(g: &Graph, m: Dim, n: Dim) -> Option<crate::graph::Symbol> {
+    let (m, n) = (g.dims.find(m), g.dims.find(n));
+    g.symbols()
+        .find(|(_, i)| g.dims.find(i.shape.rows) == m && g.dims.find(i.shape.cols) == n)
+        .map(|(s, _)| s)
+}
+
+/// `commutation(X)` for a symbol X of the shape, else `commutation(m, n)` with sizes.
+fn commutation_text(g: &Graph, m: Dim, n: Dim, prefer: &HashSet<Symbol>) -> String {
+    match symbol_of_shape(g, m, n) {
+        Some(s) => format!("commutation({})", g.symbol(s).name),
+        None => format!(
+            "commutation({}, {})",
+            size_text(g, m, prefer),
+            size_text(g, n, prefer)
+        ),
+    }
 }
 
 /// The text of the size `d`: `rows(A)`, `cols(x)`, `3`, `rows(A)*cols(A)`.
-pub(crate) fn size_text(g: &Graph, d: Dim) -> String {
-    let parts: Vec<String> = size_parts(g, d)
+pub(crate) fn size_text(g: &Graph, d: Dim, prefer: &HashSet<Symbol>) -> String {
+    let parts: Vec<String> = size_parts(g, d, prefer)
         .into_iter()
         .map(|p| match p {
             SizePart::Number(n) => n.to_string(),
@@ -362,7 +383,7 @@ impl Printer<'_> {
         let g = self.g;
         match g.node(id) {
             Node::Num(n) if n.get() < 0.0 => Prec::Neg,
-            Node::Size(d) if size_parts(g, *d).len() > 1 => Prec::Mul,
+            Node::Size(d) if size_parts(g, *d, &self.fixed.present).len() > 1 => Prec::Mul,
             Node::Ones(..) | Node::Zero(..) if self.is_row(id) => Prec::Postfix,
             Node::Num(_)
             | Node::Sym(_)
@@ -370,6 +391,8 @@ impl Printer<'_> {
             | Node::Ones(..)
             | Node::Zero(..)
             | Node::Size(_)
+            | Node::Commutation(..)
+            | Node::Hole(..)
             | Node::Call(..)
             | Node::Kron(_) => Prec::Atom,
             Node::Add(_) => Prec::Add,
@@ -395,7 +418,11 @@ impl Printer<'_> {
         match g.node(id) {
             Node::Num(n) => out.push_str(&format_num(n.get())),
             Node::Sym(s) => out.push_str(&g.symbol(*s).name),
-            Node::Size(d) => out.push_str(&size_text(g, *d)),
+            Node::Size(d) => out.push_str(&size_text(g, *d, &self.fixed.present)),
+            Node::Commutation(m, n) => {
+                out.push_str(&commutation_text(g, *m, *n, &self.fixed.present))
+            }
+            Node::Hole(k, ..) => out.push_str(&format!("d{k}")),
             Node::Identity(_) if self.fixed.bare(g, id) => out.push('I'),
             // A row of ones reads back only with its transpose.
             Node::Ones(..) if self.fixed.bare(g, id) && self.is_row(id) => out.push_str("ones'"),
@@ -409,16 +436,18 @@ impl Printer<'_> {
                 out.push_str(word);
                 out.push('(');
                 match Sized::of(g, g.node(id), g.shape(id)) {
-                    Sized::Eye(n) | Sized::Column(n) => out.push_str(&size_text(g, n)),
+                    Sized::Eye(n) | Sized::Column(n) => {
+                        out.push_str(&size_text(g, n, &self.fixed.present))
+                    }
                     Sized::Row(n) => {
-                        out.push_str(&size_text(g, n));
+                        out.push_str(&size_text(g, n, &self.fixed.present));
                         out.push_str(")'");
                         return;
                     }
                     Sized::Matrix(r, c) => {
-                        out.push_str(&size_text(g, r));
+                        out.push_str(&size_text(g, r, &self.fixed.present));
                         out.push_str(", ");
-                        out.push_str(&size_text(g, c));
+                        out.push_str(&size_text(g, c, &self.fixed.present));
                     }
                 }
                 out.push(')');

@@ -632,6 +632,16 @@ pub(crate) const FACTORINGS: &[Factoring] = &[
         apply: Graph::factor_left,
     },
     Factoring {
+        name: "factor-kron",
+        example: ("kron(A, B) - 2*kron(A, C)", "kron(A, B - 2*C)"),
+        apply: factor_kron,
+    },
+    Factoring {
+        name: "scalar-orientation",
+        example: ("y'*A*x + 2*x'*B*y", "x'*(2*B + A')*y"),
+        apply: scalar_orientation,
+    },
+    Factoring {
         name: "common-scalar",
         example: ("alpha*A + alpha*B' - 2*alpha*C", "alpha*(A + B' - 2*C)"),
         apply: common_scalar,
@@ -775,6 +785,139 @@ fn power_factors(g: &Graph, t: Id) -> Vec<Id> {
         }
     }
     out
+}
+
+/// `kron(A, B) + kron(A, C)` → `kron(A, B + C)`, and alike on the right: the terms'
+/// coefficients go with the side that differs.
+fn factor_kron(g: &mut Graph, terms: &[Id]) -> Option<Id> {
+    // Each term as (coefficient and 1×1 factors, left, right) when it is a kron.
+    let mut krons: Vec<(Vec<Id>, Id, Id)> = Vec::new();
+    let mut others: Vec<Id> = Vec::new();
+    for &t in terms {
+        let p = g.parts(t);
+        match p.chain.as_slice() {
+            [k] if matches!(g.node(*k), Node::Kron(_)) => {
+                let Node::Kron([a, b]) = *g.node(*k) else {
+                    continue;
+                };
+                let mut front = vec![g.num(p.coef)];
+                front.extend(p.scalars);
+                krons.push((front, a, b));
+            }
+            _ => others.push(t),
+        }
+    }
+    if krons.len() < 2 {
+        return None;
+    }
+    let mut best: Option<Id> = None;
+    for left in [true, false] {
+        // Group by the shared side, in order of first appearance.
+        let mut groups: Vec<(Id, Vec<Id>)> = Vec::new();
+        for (front, a, b) in &krons {
+            let (shared, rest) = if left { (*a, *b) } else { (*b, *a) };
+            let mut factors = front.clone();
+            factors.push(rest);
+            let scaled = g.mul(&factors);
+            match groups.iter_mut().find(|(s, _)| *s == shared) {
+                Some((_, members)) => members.push(scaled),
+                None => groups.push((shared, vec![scaled])),
+            }
+        }
+        if groups.len() == krons.len() {
+            continue;
+        }
+        let mut out = others.clone();
+        for (shared, members) in groups {
+            let inner = g.add(&members);
+            let inner = g.factor_sum(inner);
+            out.push(if left {
+                g.kron(shared, inner)
+            } else {
+                g.kron(inner, shared)
+            });
+        }
+        let candidate = g.add(&out);
+        if best.is_none_or(|b| g.cost(candidate) < g.cost(b)) {
+            best = Some(candidate);
+        }
+    }
+    best
+}
+
+/// A 1×1 term both ways round: its chain, the chain transposed, its coefficient and
+/// its other 1×1 factors.
+type Turnable = (Vec<Id>, Vec<Id>, f64, Vec<Id>);
+
+/// `y'*A*x + x'*B*y` → `y'*(A + B')*x`: a 1×1 product reads the same transposed, so
+/// the terms of a 1×1 sum are turned to share the factor most of them can start with,
+/// then factored.
+fn scalar_orientation(g: &mut Graph, terms: &[Id]) -> Option<Id> {
+    if terms.len() < 2 || terms.len() > 16 || !terms.iter().all(|&t| g.is_scalar(t)) {
+        return None;
+    }
+    // Each term's chain both ways round.
+    let mut ways: Vec<Option<Turnable>> = Vec::new();
+    for &t in terms {
+        let mut p = g.parts(t);
+        // `2*x'*A*x` keeps its product as one 1×1 factor.
+        if p.chain.is_empty()
+            && let Some(i) = p.scalars.iter().position(|&s| g.parts(s).chain.len() >= 2)
+        {
+            let s = p.scalars.remove(i);
+            let q = g.parts(s);
+            p.coef *= q.coef;
+            p.scalars.extend(q.scalars);
+            p.chain = q.chain;
+        }
+        if p.chain.len() < 2 {
+            ways.push(None);
+            continue;
+        }
+        let mut rev = Vec::with_capacity(p.chain.len());
+        for &f in p.chain.iter().rev() {
+            rev.push(g.t(f));
+        }
+        ways.push(Some((p.chain, rev, p.coef, p.scalars)));
+    }
+    // The first factor most terms can start with.
+    let mut count: Vec<(Id, usize)> = Vec::new();
+    for (chain, rev, ..) in ways.iter().flatten() {
+        for first in [chain[0], rev[0]] {
+            match count.iter_mut().find(|(f, _)| *f == first) {
+                Some((_, c)) => *c += 1,
+                None => count.push((first, 1)),
+            }
+        }
+    }
+    let &(edge, n) = count.iter().max_by_key(|(_, c)| *c)?;
+    if n < 2 {
+        return None;
+    }
+    // The terms, turned to start with it where they can, as products that keep that
+    // orientation (factor-left reads their first factors).
+    let mut turned = Vec::with_capacity(terms.len());
+    for (&t, way) in terms.iter().zip(ways) {
+        let Some((chain, rev, coef, scalars)) = way else {
+            turned.push(t);
+            continue;
+        };
+        let chain = if chain[0] == edge {
+            chain
+        } else if rev[0] == edge {
+            rev
+        } else {
+            chain
+        };
+        let mut factors = Vec::with_capacity(chain.len() + scalars.len() + 1);
+        if coef != 1.0 {
+            factors.push(g.num(coef));
+        }
+        factors.extend(scalars);
+        factors.extend(chain);
+        turned.push(g.intern(Node::Mul(factors.into()), crate::shape::Shape::SCALAR));
+    }
+    g.factor_left(&turned)
 }
 
 /// The elementwise factors of a term and what multiplies them: `2*alpha*(u.*v)` is

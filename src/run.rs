@@ -1,7 +1,7 @@
 //! Runs a command: reads the expression(s), calls the stages, writes the answer.
 //! The only module that touches standard input, output and error.
 
-use crate::cli::{Cli, Command, Config, EvalArgs, Format, LayoutArg};
+use crate::cli::{Cli, Command, Config, EvalArgs, FormArg, Format, LayoutArg};
 use crate::diff::{self, Layout};
 use crate::error::{Error, ExprError, Span};
 use crate::eval::{self, Env};
@@ -209,6 +209,7 @@ pub fn answer(command: &Command, config: &Config, text: &str) -> Result<Answer, 
                 explain: a.explain,
                 equation: a.equation,
                 hessian: false,
+                form: a.form,
             };
             differentiate(&what, config, text)
         }
@@ -219,6 +220,7 @@ pub fn answer(command: &Command, config: &Config, text: &str) -> Result<Answer, 
                 explain: false,
                 equation: a.equation,
                 hessian: true,
+                form: a.form,
             };
             differentiate(&what, config, text)
         }
@@ -304,6 +306,7 @@ struct Derivative<'a> {
     explain: bool,
     equation: bool,
     hessian: bool,
+    form: FormArg,
 }
 
 fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, Error> {
@@ -315,12 +318,24 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     let var = variable(&g, &parsed, text, a.wrt)?;
     let f = g.simplify(parsed.root, false);
     let layout: Layout = a.layout.into();
-    let d = if hessian {
+    let differential = a.form == FormArg::Differential;
+    if differential && (a.explain || a.layout != LayoutArg::Mixed) {
+        return Err(Error::Usage(
+            "--form differential prints dF in terms of dX: it has no layout and no --explain steps"
+                .into(),
+        ));
+    }
+    let d = if differential {
+        diff::differential_form(&mut g, f, var, hessian)
+    } else if hessian {
         diff::hessian(&mut g, f, var)
     } else {
         diff::derivative(&mut g, f, var, layout)
     };
-    let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
+    let d = d.map_err(|e| match e {
+        diff::DiffError::NameTaken(m) => Error::Usage(m),
+        e => Error::Unsupported(e.to_string()),
+    })?;
     folded(&g, text)?;
     // The answer is printed before `--explain` names its steps, so it is the same text.
     // `--equation` shows the input as typed (the text itself, or its LaTeX as parsed),
@@ -329,7 +344,13 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
         text: text.trim(),
         root: parsed.root,
     };
-    let statement = |latex: bool| equation(&g, &typed, var, d, layout, hessian, latex);
+    let statement = |latex: bool| {
+        if differential {
+            differential_equation(&g, &typed, d, hessian, latex)
+        } else {
+            equation(&g, &typed, var, d, layout, hessian, latex)
+        }
+    };
     // The rows of a LaTeX document for the answer (`--standalone`).
     let answer_rows = |g: &Graph| {
         if a.equation {
@@ -347,6 +368,12 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
             j["wrt"] = json!(a.wrt.trim());
             j["layout"] = json!(layout.name());
             j["command"] = json!(if hessian { "hess" } else { "diff" });
+            j["form"] = json!(if differential {
+                "differential"
+            } else {
+                "jacobian"
+            });
+            j["vec"] = json!("column-major");
             j["equation"] = json!(statement(true));
         }),
     };
@@ -489,6 +516,30 @@ fn equation(
     }
     let op = derivative_op(g, var, hessian, "");
     let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f.root));
+    crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
+}
+
+/// The statement of a differential, `d(f) = …` (for a Hessian, `d(∇f) = …`).
+fn differential_equation(g: &Graph, f: &Typed, d: Id, hessian: bool, latex: bool) -> String {
+    let note = if hessian {
+        "the Hessian applied to the differential"
+    } else {
+        "differential"
+    };
+    if !latex {
+        let lhs = if hessian {
+            format!("d(∇({}))", f.text)
+        } else {
+            format!("d({})", f.text)
+        };
+        return format!("{lhs} = {}  ({note})", print::text(g, d));
+    }
+    let inner = crate::latex::latex(g, f.root);
+    let lhs = if hessian {
+        format!(r"\mathrm{{d}}\left(\nabla\left({inner}\right)\right)")
+    } else {
+        format!(r"\mathrm{{d}}\left({inner}\right)")
+    };
     crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
 }
 

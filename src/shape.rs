@@ -39,6 +39,9 @@ impl Shape {
     }
 }
 
+/// The most atoms a product is normalized over (see [`Dims::product`]).
+const MAX_ATOMS: usize = 64;
+
 /// The table of symbolic dimensions: union-find with "flexible" variables that may
 /// still turn out to be 1 (the column count of `ones`), product dimensions
 /// (`vec(A)` has m·n rows), and sizes written as numbers (`eye(3)`).
@@ -47,7 +50,8 @@ pub struct Dims {
     parent: Vec<u32>,
     flex: Vec<bool>,
     product_of: Vec<Option<(Dim, Dim)>>,
-    products: HashMap<(Dim, Dim), Dim>,
+    /// Product dimensions by their sorted atoms.
+    products: HashMap<Vec<Dim>, Dim>,
     /// The number a size was written as (`eye(3)`), on the representative.
     value: Vec<Option<u64>>,
     literals: HashMap<u64, Dim>,
@@ -98,22 +102,67 @@ impl Dims {
         }
     }
 
-    /// The size `a·b`.
+    /// The size `a·b`. Sizes multiply in any order and grouping: m·n is n·m, and
+    /// (m·n)·k is m·(n·k) (the columns of kron(x', I) and the rows of vec(A) must
+    /// meet), so a product is stored by its sorted atoms.
     pub fn product(&mut self, a: Dim, b: Dim) -> Dim {
         let (a, b) = (self.find(a), self.find(b));
         match (a, b) {
             (Dim::One, d) | (d, Dim::One) => d,
             _ => {
-                // m·n and n·m are one size (the columns of kron(x', I) and the rows of
-                // vec(A) must meet).
-                if let Some(&d) = self.products.get(&(a, b)).or(self.products.get(&(b, a))) {
-                    return self.find(d);
+                let mut atoms = self.atoms(a);
+                atoms.extend(self.atoms(b));
+                if atoms.len() > MAX_ATOMS {
+                    // Past this many factors, a product is kept as it was formed.
+                    let d = self.push(false, Some((a, b)));
+                    return d;
                 }
-                let d = self.push(false, Some((a, b)));
-                self.products.insert((a, b), d);
-                d
+                atoms.sort_unstable();
+                self.product_of_atoms(&atoms)
             }
         }
+    }
+
+    /// The sizes a product multiplies, none a product itself, in increasing order.
+    pub fn atoms(&self, d: Dim) -> Vec<Dim> {
+        let mut out = Vec::new();
+        let mut stack = vec![d];
+        let mut steps = 0usize;
+        while let Some(d) = stack.pop() {
+            steps += 1;
+            if steps > 100_000 {
+                break;
+            }
+            match self.find(d) {
+                Dim::One => {}
+                Dim::Var(v) => match self.product_of[v as usize] {
+                    Some((a, b)) => stack.extend([a, b]),
+                    None => out.push(Dim::Var(v)),
+                },
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The product of sorted atoms, built left to right and found again by its atoms.
+    fn product_of_atoms(&mut self, atoms: &[Dim]) -> Dim {
+        let mut acc = match atoms.first() {
+            Some(&d) => d,
+            None => return Dim::One,
+        };
+        for k in 2..=atoms.len() {
+            let key = &atoms[..k];
+            acc = match self.products.get(key) {
+                Some(&d) => self.find(d),
+                None => {
+                    let d = self.push(false, Some((acc, atoms[k - 1])));
+                    self.products.insert(key.to_vec(), d);
+                    d
+                }
+            };
+        }
+        acc
     }
 
     /// The factors of a product dimension.
@@ -159,13 +208,12 @@ impl Dims {
         match (a, b) {
             _ if a == b => true,
             (Dim::One, Dim::Var(v)) | (Dim::Var(v), Dim::One) => {
-                if self.collapse(v) {
-                    return self.unify(a, b);
-                }
-                if let Some((f1, f2)) = self.product_of[v as usize] {
+                if self.product_of[v as usize].is_some() {
                     // a·b = 1 when a = b = 1.
-                    let ok = self.unify(f1, Dim::One) && self.unify(f2, Dim::One);
+                    let atoms = self.atoms(Dim::Var(v));
+                    let ok = atoms.iter().all(|&d| self.unify(d, Dim::One));
                     if ok {
+                        self.product_of[v as usize] = None;
                         self.parent[v as usize] = u32::MAX;
                     }
                     return ok;
@@ -184,44 +232,60 @@ impl Dims {
                 {
                     return false;
                 }
-                // A product with a factor that turned out to be 1 (`kron(ones', B)` once
-                // `ones'` is known to be a row) is its other factor.
+                // A product whose factors turned out to be 1 but one (`kron(ones', B)`
+                // once `ones'` is known to be a row) is that factor.
                 if self.collapse(x) || self.collapse(y) {
                     return self.unify(a, b);
                 }
-                // p = q·r unified with q itself makes r 1.
-                for (p, q) in [(x, y), (y, x)] {
-                    if let Some((f1, f2)) = self.product_of[p as usize] {
-                        let (f1, f2) = (self.find(f1), self.find(f2));
-                        let rest = if f1 == Dim::Var(q) {
-                            f2
-                        } else if f2 == Dim::Var(q) {
-                            f1
-                        } else {
-                            continue;
-                        };
-                        return self.unify(rest, Dim::One) && self.unify(a, b);
-                    }
-                }
                 let (px, py) = (self.product_of[x as usize], self.product_of[y as usize]);
-                if let (Some((a1, b1)), Some((a2, b2))) = (px, py) {
-                    let [a1, b1, a2, b2] = [a1, b1, a2, b2].map(|d| self.find(d));
-                    // Sizes multiply in either order: a shared factor pairs the others.
-                    let (p, q, r, t) = if a1 == b2 || b1 == a2 {
-                        (a1, b2, b1, a2)
-                    } else {
-                        (a1, a2, b1, b2)
-                    };
-                    return self.unify(p, q) && self.unify(r, t) && {
-                        let (x, y) = (self.find(Dim::Var(x)), self.find(Dim::Var(y)));
-                        if let (Dim::Var(x), Dim::Var(y)) = (x, y)
-                            && x != y
-                        {
-                            self.link(x, y);
-                            self.value[x.min(y) as usize] = vx.or(vy);
+                if px.is_some() || py.is_some() {
+                    let (ax, ay) = (self.atoms(Dim::Var(x)), self.atoms(Dim::Var(y)));
+                    // The atoms only one side has must meet: pairwise when there are as
+                    // many, or be 1 where the other side has none left.
+                    let (mut rx, mut ry) = (Vec::new(), ay.clone());
+                    for d in ax {
+                        match ry.iter().position(|&e| e == d) {
+                            Some(i) => {
+                                ry.remove(i);
+                            }
+                            None => rx.push(d),
                         }
+                    }
+                    let plain = px.is_none() || py.is_none();
+                    let ok = if plain && !rx.is_empty() && !ry.is_empty() {
+                        // A size that is not a product stands for the product (`q = k·p`).
                         true
+                    } else if rx.len() == ry.len() {
+                        rx.iter().zip(&ry).all(|(&p, &q)| self.unify(p, q))
+                    } else if rx.is_empty() || ry.is_empty() {
+                        rx.iter().chain(&ry).all(|&d| self.unify(d, Dim::One))
+                    } else {
+                        false
                     };
+                    if !ok {
+                        return false;
+                    }
+                    let (x, y) = (self.find(Dim::Var(x)), self.find(Dim::Var(y)));
+                    if let (Dim::Var(x), Dim::Var(y)) = (x, y)
+                        && x != y
+                    {
+                        let product = self.product_of[x as usize].or(self.product_of[y as usize]);
+                        let (old, new) = if x < y { (x, y) } else { (y, x) };
+                        self.link(old, new);
+                        self.product_of[old as usize] = None;
+                        // Still a product only if two atoms or more are left, none of
+                        // them the size itself (`m = 1·m` is just m).
+                        if let Some((p, q)) = product {
+                            let mut atoms = self.atoms(p);
+                            atoms.extend(self.atoms(q));
+                            if atoms.len() >= 2 && !atoms.contains(&Dim::Var(old)) {
+                                self.product_of[old as usize] = product;
+                            }
+                        }
+                        self.value[old as usize] = vx.or(vy);
+                        self.flex[old as usize] = false;
+                    }
+                    return true;
                 }
                 // The older variable stays the representative.
                 let (old, new) = if x < y { (x, y) } else { (y, x) };
@@ -237,20 +301,20 @@ impl Dims {
         }
     }
 
-    /// Turns the product `v` = a·b whose factor a or b is now 1 into the other factor;
+    /// Turns the product `v` whose atoms are now all 1 but one into that atom (or 1);
     /// true when it did.
     fn collapse(&mut self, v: u32) -> bool {
-        let Some((a, b)) = self.product_of[v as usize] else {
+        if self.product_of[v as usize].is_none() {
             return false;
-        };
-        let other = match (self.find(a), self.find(b)) {
-            (Dim::One, o) | (o, Dim::One) => o,
-            _ => return false,
-        };
+        }
+        let atoms = self.atoms(Dim::Var(v));
+        if atoms.len() > 1 {
+            return false;
+        }
         self.product_of[v as usize] = None;
-        match other {
-            Dim::One => self.parent[v as usize] = u32::MAX,
-            o => {
+        match atoms.first() {
+            None => self.parent[v as usize] = u32::MAX,
+            Some(&o) => {
                 self.unify(Dim::Var(v), o);
             }
         }
@@ -314,9 +378,10 @@ impl DimNames {
         if let Some(n) = dims.value(d) {
             return n.to_string();
         }
-        if let Some((a, b)) = dims.factors(d) {
-            let (a, b) = (self.name(dims, a), self.name(dims, b));
-            return format!("{a}·{b}");
+        if dims.factors(d).is_some() {
+            let atoms = dims.atoms(d);
+            let names: Vec<String> = atoms.iter().map(|&a| self.name(dims, a)).collect();
+            return names.join("·");
         }
         let count = self.names.len();
         self.names

@@ -55,6 +55,23 @@ impl Graph {
         }
     }
 
+    /// `commutation(X)` for an m×n X: K with K*vec(X) = vec(X'); the identity when X is a
+    /// vector.
+    pub fn commutation(&mut self, m: Dim, n: Dim) -> Id {
+        let (m, n) = (self.dims.find(m), self.dims.find(n));
+        let mn = self.dims.product(m, n);
+        if m == Dim::One || n == Dim::One {
+            return self.identity(mn);
+        }
+        self.intern(Node::Commutation(m, n), Shape::new(mn, mn))
+    }
+
+    /// A placeholder with a shape, for the differential of an operand.
+    pub(crate) fn hole(&mut self, slot: u32, shape: Shape) -> Id {
+        let shape = self.dims.resolve(shape);
+        self.intern(Node::Hole(slot, shape.rows, shape.cols), shape)
+    }
+
     /// The n×n identity (the number 1 for n = 1).
     pub fn identity(&mut self, n: Dim) -> Id {
         let n = self.dims.find(n);
@@ -540,6 +557,13 @@ impl Graph {
                 let h = self.had(&[ta, u]);
                 Some(Some(self.t(h)))
             }
+            // K_{n,m}*K_{m,n} = I
+            (Node::Commutation(p, q), Node::Commutation(r, t))
+                if self.dims.find(p) == self.dims.find(t)
+                    && self.dims.find(q) == self.dims.find(r) =>
+            {
+                Some(None)
+            }
             (Node::Call(Func::Inv, m), _) if m == b => Some(None),
             (_, Node::Call(Func::Inv, m)) if m == a => Some(None),
             (Node::Transpose(ia), Node::Transpose(m)) if matches!(self.node(ia), Node::Call(Func::Inv, x) if *x == m) => {
@@ -768,6 +792,8 @@ impl Graph {
         let out = match self.node(a).clone() {
             Node::Transpose(b) => b,
             Node::Ones(r, c) => self.intern(Node::Ones(c, r), shape),
+            // K_{m,n}' = K_{n,m}
+            Node::Commutation(m, n) => self.commutation(n, m),
             Node::Zero(r, c) => self.intern(Node::Zero(c, r), shape),
             Node::Add(ts) => {
                 let mut tt = Vec::with_capacity(ts.len());
@@ -897,6 +923,8 @@ impl Graph {
         match node {
             Node::Num(_) | Node::Sym(_) => old,
             Node::Size(d) => self.size(*d),
+            Node::Commutation(m, n) => self.commutation(*m, *n),
+            Node::Hole(..) => old,
             Node::Identity(n) => self.identity(*n),
             Node::Ones(r, c) => self.ones(Shape::new(*r, *c)),
             Node::Zero(r, c) => self.zero(Shape::new(*r, *c)),

@@ -940,12 +940,6 @@ fn bad_flags_and_declarations_are_refused() {
             needles: &["too large"],
             at: None,
         },
-        Bad {
-            args: &["diff", "kron(A,B)*x", "--wrt", "A"],
-            stdin: b"",
-            needles: &["not supported yet"],
-            at: None,
-        },
     ]);
 }
 
