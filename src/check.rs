@@ -644,6 +644,14 @@ struct Problem<'a> {
     differential: Option<Symbol>,
 }
 
+/// Where finite differences are taken: the variable's value, the directions (unit
+/// vectors of vec(V), or random unit directions when V is large).
+struct Directions {
+    v0: DMatrix<f64>,
+    directions: Vec<DMatrix<f64>>,
+    unit: bool,
+}
+
 /// Evaluates one root; Ok(Err(message)) for a problem another point may avoid.
 fn eval_one(g: &Graph, root: Id, env: &Env) -> Result<Result<DMatrix<f64>, String>, Error> {
     match eval::eval(g, &[root], env) {
@@ -716,40 +724,15 @@ impl Problem<'_> {
                 .collect()
         };
         let unit = nv <= MAX_ENTRIES_FD;
-        let scale = v0.amax().max(1.0);
-        let mut jn = DMatrix::zeros(nf, directions.len());
-        for (k, e) in directions.iter().enumerate() {
-            let h = if unit {
-                1e-6 * v0[k].abs().max(1.0)
-            } else {
-                1e-6 * scale
-            };
-            env.values.insert(self.var, &v0 + e * h);
-            let plus = eval_one(g, self.f, env)?;
-            env.values.insert(self.var, &v0 - e * h);
-            let minus = eval_one(g, self.f, env)?;
-            env.values.insert(self.var, v0.clone());
-            let (plus, minus) = match (plus, minus) {
-                (Ok(p), Ok(m)) if p.len() == nf && m.len() == nf => (p, m),
-                (Err(why), _) | (_, Err(why)) => {
-                    return Ok(Outcome::Redraw(format!("{why} (next to the point)")));
-                }
-                _ => {
-                    return Err(Error::Io(
-                        "the expression changed shape under a small change".into(),
-                    ));
-                }
-            };
-            let (i, j) = (k % vr, k / vr);
-            let half = if unit && self.symmetric && i != j {
-                0.5
-            } else {
-                1.0
-            };
-            for r in 0..nf {
-                jn[(r, k)] = (plus[r] - minus[r]) / (2.0 * h) * half;
-            }
-        }
+        let at = Directions {
+            v0: v0.clone(),
+            directions,
+            unit,
+        };
+        let (jn, noise) = match self.differences(env, &at, 1.0)? {
+            Ok(d) => d,
+            Err(why) => return Ok(Outcome::Redraw(why)),
+        };
         if jn.iter().any(|x| !x.is_finite()) {
             return Ok(Outcome::Redraw("the finite differences overflowed".into()));
         }
@@ -786,7 +769,15 @@ impl Problem<'_> {
             Err(e) => return Err(numeric::explain(g, e)),
         };
         if let Some(dx) = self.differential {
-            return self.compare_differential(env, dx, &directions, &jn, unit, vr, sizes);
+            let mut out = self.compare_differential(env, dx, &at, &jn, sizes, noise)?;
+            if let Outcome::Point(r) = &mut out
+                && !r.agrees
+                && r.error.is_none()
+            {
+                let bound = TOL_ABS + self.tol * jn.amax() + noise;
+                r.agrees = self.within_noise(env, &at, &jn, r.abs, bound)?;
+            }
+            return Ok(out);
         }
         let full = match self.numerator_jacobian(env, dv, nf, nv)? {
             Ok(j) => j,
@@ -812,8 +803,8 @@ impl Problem<'_> {
             if unit {
                 js.clone()
             } else {
-                let mut out = DMatrix::zeros(nf, directions.len());
-                for (k, e) in directions.iter().enumerate() {
+                let mut out = DMatrix::zeros(nf, at.directions.len());
+                for (k, e) in at.directions.iter().enumerate() {
                     let col = js * DMatrix::from_column_slice(nv, 1, e.as_slice());
                     out.set_column(k, &col.column(0));
                 }
@@ -825,7 +816,7 @@ impl Problem<'_> {
             let e = (js - &jn).amax();
             if e.is_finite() { e } else { f64::INFINITY }
         };
-        let bound = TOL_ABS + self.tol * size;
+        let bound = TOL_ABS + self.tol * size + noise;
         let mut abs = error(&project(&full));
         let mut sym_agrees = false;
         if square {
@@ -837,7 +828,7 @@ impl Problem<'_> {
             }
             sym_agrees = error(&project(&sym)) <= bound;
         }
-        let agrees = abs <= bound;
+        let agrees = self.within_noise(env, &at, &jn, abs, bound)?;
         Ok(Outcome::Point(PointResult {
             sizes,
             abs,
@@ -848,19 +839,103 @@ impl Problem<'_> {
         }))
     }
 
+    /// Central differences of f along each direction, as columns, with a step `step`
+    /// times the usual, and an estimate of their rounding error (a value of size |f| is
+    /// known to about ε|f|, so its central difference to about ε|f|/h); `Err` with why
+    /// the point is unusable.
+    fn differences(
+        &self,
+        env: &mut Env,
+        at: &Directions,
+        step: f64,
+    ) -> Result<Result<(DMatrix<f64>, f64), String>, Error> {
+        let g = self.g;
+        let (v0, directions, unit) = (&at.v0, &at.directions, at.unit);
+        let (vr, _) = v0.shape();
+        let scale = v0.amax().max(1.0);
+        let mut jn: Option<DMatrix<f64>> = None;
+        let mut noise = 0.0f64;
+        for (k, e) in directions.iter().enumerate() {
+            let h = step
+                * if unit {
+                    1e-6 * v0[k].abs().max(1.0)
+                } else {
+                    1e-6 * scale
+                };
+            env.values.insert(self.var, v0 + e * h);
+            let plus = eval_one(g, self.f, env)?;
+            env.values.insert(self.var, v0 - e * h);
+            let minus = eval_one(g, self.f, env)?;
+            env.values.insert(self.var, v0.clone());
+            let (plus, minus) = match (plus, minus) {
+                (Ok(p), Ok(m)) if p.len() == m.len() => (p, m),
+                (Err(why), _) | (_, Err(why)) => {
+                    return Ok(Err(format!("{why} (next to the point)")));
+                }
+                _ => {
+                    return Err(Error::Io(
+                        "the expression changed shape under a small change".into(),
+                    ));
+                }
+            };
+            let nf = plus.len();
+            let jn = jn.get_or_insert_with(|| DMatrix::zeros(nf, directions.len()));
+            if jn.nrows() != nf {
+                return Err(Error::Io(
+                    "the expression changed shape under a small change".into(),
+                ));
+            }
+            let (i, j) = (k % vr.max(1), k / vr.max(1));
+            let half = if unit && self.symmetric && i != j {
+                0.5
+            } else {
+                1.0
+            };
+            for r in 0..nf {
+                jn[(r, k)] = (plus[r] - minus[r]) / (2.0 * h) * half;
+                let magnitude = plus[r].abs().max(minus[r].abs());
+                noise = noise.max(4.0 * f64::EPSILON * magnitude / (2.0 * h) * half);
+            }
+        }
+        Ok(Ok((jn.unwrap_or_else(|| DMatrix::zeros(0, 0)), noise)))
+    }
+
+    /// Where the derivative is off by `abs` (more than the bound), a second set of
+    /// differences with a step four times as large: if the two sets differ by as much,
+    /// the differences cannot tell, and the point does not count against the derivative.
+    fn within_noise(
+        &self,
+        env: &mut Env,
+        at: &Directions,
+        jn: &DMatrix<f64>,
+        abs: f64,
+        bound: f64,
+    ) -> Result<bool, Error> {
+        if abs <= bound {
+            return Ok(true);
+        }
+        let Ok((wide, _)) = self.differences(env, at, 4.0)? else {
+            return Ok(false);
+        };
+        if wide.shape() != jn.shape() {
+            return Ok(false);
+        }
+        let spread = (&wide - jn).amax();
+        Ok(spread.is_finite() && abs <= bound + 2.0 * spread)
+    }
+
     /// A differential against the finite differences: dF with dX set to each direction.
-    #[allow(clippy::too_many_arguments)]
     fn compare_differential(
         &self,
         env: &mut Env,
         dx: Symbol,
-        directions: &[DMatrix<f64>],
+        at: &Directions,
         jn: &DMatrix<f64>,
-        unit: bool,
-        vr: usize,
         sizes: Vec<(String, usize)>,
+        noise: f64,
     ) -> Result<Outcome, Error> {
         let g = self.g;
+        let (directions, unit, vr) = (&at.directions, at.unit, at.v0.nrows());
         let nf = jn.nrows();
         let mut js = DMatrix::zeros(nf, directions.len());
         for (k, e) in directions.iter().enumerate() {
@@ -917,7 +992,7 @@ impl Problem<'_> {
         let size = jn.amax();
         let abs = (&js - jn).amax();
         let abs = if abs.is_finite() { abs } else { f64::INFINITY };
-        let agrees = abs <= TOL_ABS + self.tol * size;
+        let agrees = abs <= TOL_ABS + self.tol * size + noise;
         Ok(Outcome::Point(PointResult {
             sizes,
             abs,
