@@ -544,6 +544,48 @@ impl Graph {
     /// `None`: no rule applies.
     fn merge_pair(&mut self, a: Id, b: Id) -> Option<Option<Id>> {
         let (na, nb) = (self.node(a).clone(), self.node(b).clone());
+        let one = |g: &Graph, d: Dim| g.dims.find(d) == Dim::One;
+        let same = |g: &Graph, d: Dim, e: Dim| g.dims.find(d) == g.dims.find(e);
+        match (&na, &nb) {
+            // vec(B)'*kron(P, Q) = vec(Q'*B*P)'  (from (P' ⊗ Q)' vec(B) = vec(Q'*B*P))
+            (Node::Transpose(v), Node::Kron([p, q])) => {
+                if let Node::Call(Func::Vec, m) = *self.node(*v)
+                    && !self.is_scalar(m)
+                    && same(self, self.shape(m).rows, self.shape(*q).rows)
+                    && same(self, self.shape(m).cols, self.shape(*p).rows)
+                {
+                    let qt = self.t(*q);
+                    let inner = self.mul(&[qt, m, *p]);
+                    let vi = self.call(Func::Vec, inner);
+                    return Some(Some(self.t(vi)));
+                }
+            }
+            // kron(P, Q)*vec(B) = vec(Q*B*P')
+            (Node::Kron([p, q]), Node::Call(Func::Vec, m)) => {
+                if !self.is_scalar(*m)
+                    && same(self, self.shape(*m).rows, self.shape(*q).cols)
+                    && same(self, self.shape(*m).cols, self.shape(*p).cols)
+                {
+                    let pt = self.t(*p);
+                    let inner = self.mul(&[*q, *m, pt]);
+                    return Some(Some(self.call(Func::Vec, inner)));
+                }
+            }
+            // (a' ⊗ B)*K = B ⊗ a' and (A ⊗ b')*K = b' ⊗ A, for K the commutation of an
+            // m×n matrix, a' a 1×m row and B with n columns (and alike).
+            (Node::Kron([p, q]), Node::Commutation(m, n)) => {
+                let (sp, sq) = (self.shape(*p), self.shape(*q));
+                let row_first =
+                    one(self, sp.rows) && same(self, sp.cols, *m) && same(self, sq.cols, *n);
+                let (sp2, sq2) = (sp, sq);
+                let row_second =
+                    one(self, sq2.rows) && same(self, sp2.cols, *m) && same(self, sq2.cols, *n);
+                if row_first || row_second {
+                    return Some(Some(self.kron(*q, *p)));
+                }
+            }
+            _ => {}
+        }
         match (na, nb) {
             (Node::Call(Func::DiagMat, u), Node::Call(Func::DiagMat, v)) => {
                 let h = self.had(&[u, v]);
@@ -850,6 +892,10 @@ impl Graph {
         }
         if self.is_scalar(a) || self.is_scalar(b) {
             return self.mul(&[a, b]);
+        }
+        // kron(I_m, I_n) = I_mn
+        if let (Node::Identity(_), Node::Identity(_)) = (self.node(a), self.node(b)) {
+            return self.identity(rows);
         }
         self.intern(Node::Kron([a, b]), shape)
     }
