@@ -561,15 +561,14 @@ impl Graph {
                 }
             }
             // kron(P, Q)*vec(B) = vec(Q*B*P')
-            (Node::Kron([p, q]), Node::Call(Func::Vec, m)) => {
+            (Node::Kron([p, q]), Node::Call(Func::Vec, m))
                 if !self.is_scalar(*m)
                     && same(self, self.shape(*m).rows, self.shape(*q).cols)
-                    && same(self, self.shape(*m).cols, self.shape(*p).cols)
-                {
-                    let pt = self.t(*p);
-                    let inner = self.mul(&[*q, *m, pt]);
-                    return Some(Some(self.call(Func::Vec, inner)));
-                }
+                    && same(self, self.shape(*m).cols, self.shape(*p).cols) =>
+            {
+                let pt = self.t(*p);
+                let inner = self.mul(&[*q, *m, pt]);
+                return Some(Some(self.call(Func::Vec, inner)));
             }
             // (a' ⊗ B)*K = B ⊗ a' and (A ⊗ b')*K = b' ⊗ A, for K the commutation of an
             // m×n matrix, a' a 1×m row and B with n columns (and alike).
