@@ -650,16 +650,31 @@ fn vec_of(g: &mut Graph, u: Id) -> Id {
     }
 }
 
-/// `d*J` with d multiplied into each term of a sum J: `diag(s)*(I - ones*s')` is
-/// `diag(s) - s*s'`.
+/// `d*J`, with d multiplied into each term of a sum J where that is shorter:
+/// `diag(s)*(I - ones*s')` is `diag(s) - s*s'`.
 fn distribute(g: &mut Graph, d: Id, j: Id) -> Id {
     match g.node(j).clone() {
-        Node::Add(ts) => {
+        Node::Add(ts) if !g.is_scalar(j) => {
+            let shape = g.shape(j);
             let mut out = Vec::with_capacity(ts.len());
             for t in ts.iter() {
-                out.push(g.mul(&[d, *t]));
+                // A 1×1 term of a larger sum is broadcast: s*ones, not s.
+                let t = if g.is_scalar(*t) {
+                    let ones = g.ones(shape);
+                    g.mul(&[*t, ones])
+                } else {
+                    *t
+                };
+                out.push(g.mul(&[d, t]));
             }
-            g.add(&out)
+            // Multiplied out where that is shorter.
+            let spread = g.add(&out);
+            let whole = g.mul(&[d, j]);
+            if g.cost(spread) < g.cost(whole) {
+                spread
+            } else {
+                whole
+            }
         }
         _ => g.mul(&[d, j]),
     }
