@@ -650,31 +650,18 @@ fn vec_of(g: &mut Graph, u: Id) -> Id {
     }
 }
 
-/// `d*J`, with d multiplied into each term of a sum J where that is shorter:
-/// `diag(s)*(I - ones*s')` is `diag(s) - s*s'`.
+/// `d*J`, with d multiplied into each term of a sum J: `diag(s)*(I - ones*s')` is
+/// `diag(s) - s*s'`.
 fn distribute(g: &mut Graph, d: Id, j: Id) -> Id {
     match g.node(j).clone() {
-        Node::Add(ts) if !g.is_scalar(j) => {
-            let shape = g.shape(j);
+        // A 1×1 term of a larger sum is broadcast (`A + alpha`): d*alpha would be wrong,
+        // so such a sum stays whole.
+        Node::Add(ts) if !g.is_scalar(j) && !ts.iter().any(|t| g.is_scalar(*t)) => {
             let mut out = Vec::with_capacity(ts.len());
             for t in ts.iter() {
-                // A 1×1 term of a larger sum is broadcast: s*ones, not s.
-                let t = if g.is_scalar(*t) {
-                    let ones = g.ones(shape);
-                    g.mul(&[*t, ones])
-                } else {
-                    *t
-                };
-                out.push(g.mul(&[d, t]));
+                out.push(g.mul(&[d, *t]));
             }
-            // Multiplied out where that is shorter.
-            let spread = g.add(&out);
-            let whole = g.mul(&[d, j]);
-            if g.cost(spread) < g.cost(whole) {
-                spread
-            } else {
-                whole
-            }
+            g.add(&out)
         }
         _ => g.mul(&[d, j]),
     }
