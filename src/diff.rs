@@ -1143,6 +1143,7 @@ fn unvec(g: &mut Graph, v: Id, s: Shape) -> Id {
 
 /// The derivative of `f` by `var`, laid out as `layout` asks, simplified.
 pub fn derivative(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Result<Id, DiffError> {
+    g.focus = Some(var);
     let v = g.sym(var);
     let raw = match (g.rank(f), g.rank(v)) {
         (_, Rank::Scalar) => {
@@ -1186,6 +1187,7 @@ pub fn hessian(g: &mut Graph, f: Id, var: Symbol) -> Result<Id, DiffError> {
         let shape = names.shape(&g.dims, g.shape(f));
         return Err(DiffError::NotScalar(shape));
     }
+    g.focus = Some(var);
     let v = g.sym(var);
     let raw = match g.rank(v) {
         Rank::Scalar => {
@@ -1236,6 +1238,7 @@ pub fn differential_form(
     var: Symbol,
     hessian: bool,
 ) -> Result<Id, DiffError> {
+    g.focus = Some(var);
     let dvar = differential_symbol(g, var)?;
     let seed = g.sym(dvar);
     let of = if hessian {

@@ -296,6 +296,9 @@ pub struct Graph {
     /// The symbols `dX` that stand for the differential of a variable `X`
     /// (`--form differential`), with that variable.
     pub differential_of: HashMap<Symbol, Symbol>,
+    /// The variable derivatives are being taken by: sizes are written with it first
+    /// (`eye(rows(y))` in a Hessian by y).
+    pub focus: Option<Symbol>,
 }
 
 impl Graph {
@@ -568,6 +571,7 @@ impl Graph {
         let rank = |s: Symbol, info: &SymbolInfo| {
             (
                 !prefer.contains(&s),
+                self.focus != Some(s),
                 info.kind != Kind::Vector,
                 self.differential_of.contains_key(&s),
             )
