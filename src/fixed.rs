@@ -76,18 +76,19 @@ pub(crate) struct Fixed {
 }
 
 impl Fixed {
-    /// Works out what the text of `root` fixes when the nodes in `names` print as
-    /// `where` names (one binding, shared by all its uses).
-    pub(crate) fn new(g: &Graph, root: Id, names: &HashMap<Id, String>) -> Fixed {
+    /// Works out what the text of `root` fixes, `where` bindings or not (a binding must
+    /// be fixed by each of its uses, as a subexpression printed in each place is).
+    pub(crate) fn new(g: &Graph, root: Id) -> Fixed {
         let order = g.reachable(&[root]);
         let mut own: HashMap<Id, Own> = HashMap::with_capacity(order.len());
         for &id in &order {
             let o = own_fix(g, id, &own);
             own.insert(id, o);
         }
-        // Parents before children: a node's context is what its parents' texts give it.
-        // A node printed in several places must be fixed in each (and); a named node is
-        // one binding, fixed by any of its uses (or).
+        // Parents before children: a node's context is what its parents' texts give it,
+        // and it must be fixed in each place it is printed (and). A named node is one
+        // binding whose sizes its uses unify in the order they are read; one use can
+        // guess (a product size met by another), so it too must be fixed by every use.
         let mut context: HashMap<Id, Fix> = HashMap::with_capacity(order.len());
         context.insert(root, ones(g, root));
         let mut total: HashMap<Id, Fix> = HashMap::with_capacity(order.len());
@@ -100,16 +101,8 @@ impl Fixed {
             }
             total.insert(id, tot);
             for (child, given) in child_fixes(g, id, tot, &own) {
-                let named = names.contains_key(&child);
-                let entry =
-                    context
-                        .entry(child)
-                        .or_insert(if named { Fix::NONE } else { Fix::ALL });
-                *entry = if named {
-                    entry.or(given)
-                } else {
-                    entry.and(given)
-                };
+                let entry = context.entry(child).or_insert(Fix::ALL);
+                *entry = entry.and(given);
             }
         }
         let present = order

@@ -19,7 +19,7 @@ pub fn latex(g: &Graph, id: Id) -> String {
 /// accept inside `$…$`). With an empty `lhs`, the expression alone.
 pub fn statement(g: &Graph, id: Id, lhs: &str, tail: &str) -> String {
     let names = names_within(g, id, MAX_NESTING);
-    let fixed = Fixed::new(g, id, &names);
+    let fixed = Fixed::new(g, id);
     let printer = Printer {
         g,
         // A scalar named `sigma` prints as `\sigma`; then sigmoid spells its name out.
@@ -102,7 +102,7 @@ const NAMED_WIDTH: f64 = 32.0;
 pub fn rows(g: &Graph, items: &[Item]) -> Vec<String> {
     let roots: Vec<Id> = items.iter().map(|i| i.id).collect();
     let names = names_for_width(g, &roots);
-    let fixed: Vec<Fixed> = roots.iter().map(|&r| Fixed::new(g, r, &names)).collect();
+    let fixed: Vec<Fixed> = roots.iter().map(|&r| Fixed::new(g, r)).collect();
     let reach: Vec<std::collections::HashSet<Id>> = roots
         .iter()
         .map(|&r| g.reachable(&[r]).into_iter().collect())

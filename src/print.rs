@@ -39,7 +39,7 @@ pub fn format_num(v: f64) -> String {
 pub fn text(g: &Graph, id: Id) -> String {
     let names = shared_names(g, id);
     let plain = PlainCache::default();
-    let fixed = Fixed::new(g, id, &names);
+    let fixed = Fixed::new(g, id);
     let printer = Printer {
         g,
         names: &names,
