@@ -923,9 +923,8 @@ fn adjoints(
     stop: impl Fn(Id) -> bool,
 ) -> Result<HashMap<Id, Id>, DiffError> {
     let order: Vec<Id> = g
-        .reachable(&[root])
+        .reachable_where(&[root], |id| dep.has(id))
         .into_iter()
-        .filter(|id| dep.has(*id))
         .rev()
         .collect();
     let mut pending: HashMap<Id, Vec<Id>> = HashMap::new();
@@ -974,13 +973,12 @@ fn adjoint(g: &mut Graph, id: Id, ybar: Id, dep: &Deps) -> Result<Vec<(Id, Id)>,
     let Some(dy) = (rule(g, id).apply)(g, id, &holes)? else {
         return Ok(Vec::new());
     };
-    // Only the small differential is walked: a set, not a table the size of the graph.
-    let mut dep_l: rustc_hash::FxHashSet<Id> = rustc_hash::FxHashSet::default();
-    for x in g.reachable(&[dy]) {
-        if matches!(g.node(x), Node::Hole(..)) || g.children(x).iter().any(|c| dep_l.contains(c)) {
-            dep_l.insert(x);
-        }
-    }
+    // Only the part of the differential with placeholders in it is walked (not the
+    // forward pass it refers to): a set, not a table the size of the graph.
+    let dep_l: rustc_hash::FxHashSet<Id> = g
+        .reachable_where(&[dy], |x| g.has_hole(x))
+        .into_iter()
+        .collect();
     let dep_l = Deps::Sparse(dep_l);
     let holes_only = |x: Id| holes.contains(&Some(x));
     let found = adjoints(g, dy, ybar, &dep_l, true, holes_only)?;

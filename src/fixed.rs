@@ -321,6 +321,8 @@ fn child_fixes(g: &Graph, id: Id, tot: Fix, own: &HashMap<Id, Own>) -> Vec<(Id, 
         Node::EPow([u, p]) => vec![(*u, tot), (*p, Fix::ALL)],
         Node::Pow([b, p]) => vec![(*b, Fix::ALL), (*p, Fix::ALL)],
         Node::Call(f, u) => {
+            // A call whose value has its argument's size (`log(1 + ones)*z`) lets the
+            // text around widen a size 1 inside it; inside any other call nothing does.
             let given = match f {
                 _ if f.is_elementwise() => tot,
                 Func::Softmax => tot,
@@ -333,10 +335,9 @@ fn child_fixes(g: &Graph, id: Id, tot: Fix, own: &HashMap<Id, Own>) -> Vec<(Id, 
                     rows: tot.rows,
                     cols: tot.rows,
                 },
-                _ => Fix::NONE,
+                _ => ones(g, *u),
             };
-            // Inside a call nothing widens a size 1.
-            vec![(*u, given.or(ones(g, *u)))]
+            vec![(*u, given)]
         }
         Node::Kron([a, b]) => vec![(*a, ones(g, *a)), (*b, ones(g, *b))],
         Node::Num(_)

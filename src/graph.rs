@@ -282,6 +282,8 @@ pub struct Graph {
     costs: Vec<u64>,
     keys: Vec<u64>,
     symmetric: Vec<bool>,
+    /// Whether a node contains a differentiator's placeholder ([`Node::Hole`]).
+    holes: Vec<bool>,
     /// Transposes already formed, so that pushing `'` through a subexpression is done once.
     pub(crate) transposed: HashMap<Id, Id>,
     /// The symbolic dimensions.
@@ -321,6 +323,9 @@ impl Graph {
         self.costs.push(cost);
         self.keys.push(key);
         self.symmetric.push(symmetric);
+        let hole =
+            matches!(node, Node::Hole(..)) || node.children().iter().any(|c| self.holes[c.idx()]);
+        self.holes.push(hole);
         self.memo.insert(node, id);
         id
     }
@@ -597,6 +602,27 @@ impl Graph {
             Node::Num(n) => Some(n.get()),
             _ => None,
         }
+    }
+
+    /// True when the node contains a placeholder of the differentiator.
+    pub(crate) fn has_hole(&self, id: Id) -> bool {
+        self.holes[id.idx()]
+    }
+
+    /// The nodes reachable from `roots` through nodes `keep` accepts (others are neither
+    /// listed nor entered), in increasing id order.
+    pub(crate) fn reachable_where(&self, roots: &[Id], keep: impl Fn(Id) -> bool) -> Vec<Id> {
+        let mut seen: rustc_hash::FxHashSet<Id> = rustc_hash::FxHashSet::default();
+        let mut stack: Vec<Id> = roots.iter().copied().filter(|&r| keep(r)).collect();
+        let mut out = Vec::new();
+        while let Some(id) = stack.pop() {
+            if seen.insert(id) {
+                out.push(id);
+                stack.extend(self.children(id).iter().copied().filter(|&c| keep(c)));
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     /// The nodes reachable from `roots`, in increasing id order (children first).

@@ -790,6 +790,14 @@ fn power_factors(g: &Graph, t: Id) -> Vec<Id> {
 /// `kron(A, B) + kron(A, C)` → `kron(A, B + C)`, and alike on the right: the terms'
 /// coefficients go with the side that differs.
 fn factor_kron(g: &mut Graph, terms: &[Id]) -> Option<Id> {
+    if terms
+        .iter()
+        .filter(|&&t| ends_in(g, t, |n| matches!(n, Node::Kron(_))))
+        .count()
+        < 2
+    {
+        return None;
+    }
     // Each term as (coefficient and 1×1 factors, left, right) when it is a kron.
     let mut krons: Vec<(Vec<Id>, Id, Id)> = Vec::new();
     let mut others: Vec<Id> = Vec::new();
@@ -920,6 +928,15 @@ fn scalar_orientation(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     g.factor_left(&turned)
 }
 
+/// True when the term is such a node, or a product whose last factor is one (`2*kron(A,
+/// B)`): a look that takes nothing apart.
+fn ends_in(g: &Graph, t: Id, is: impl Fn(&Node) -> bool) -> bool {
+    match g.node(t) {
+        Node::Mul(fs) => fs.last().is_some_and(|&f| is(g.node(f))),
+        n => is(n),
+    }
+}
+
 /// The elementwise factors of a term and what multiplies them: `2*alpha*(u.*v)` is
 /// (2*alpha, [u, v]); a term that is no elementwise product is one factor.
 fn elementwise_factors(g: &mut Graph, t: Id) -> (Vec<Id>, Vec<Id>) {
@@ -935,7 +952,11 @@ fn elementwise_factors(g: &mut Graph, t: Id) -> (Vec<Id>, Vec<Id>) {
 /// `u.*v + u.*w` → `u.*(v + w)`: the elementwise factor most terms share comes out of
 /// them.
 fn common_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
-    if terms.len() < 2 || terms.iter().all(|&t| g.is_scalar(t)) {
+    let elementwise = |n: &Node| matches!(n, Node::Had(_) | Node::EPow(_));
+    if terms.len() < 2
+        || terms.iter().all(|&t| g.is_scalar(t))
+        || !terms.iter().any(|&t| ends_in(g, t, elementwise))
+    {
         return None;
     }
     let split: Vec<(Vec<Id>, Vec<Id>)> = terms.iter().map(|&t| elementwise_factors(g, t)).collect();
@@ -995,11 +1016,9 @@ const MAX_MONOMIALS: usize = 32;
 /// Multiplies out elementwise products of sums, writes `sigmoid(-z)` as
 /// `1 - sigmoid(z)`, and collects like terms: `s.*(1 - y) - y.*(1 - s)` is `s - y`.
 fn expand_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
-    let worth = terms.iter().any(|&t| {
-        let p = g.parts(t);
-        p.chain.len() == 1 && matches!(g.node(p.chain[0]), Node::Had(_))
-            || matches!(g.node(t), Node::Had(_))
-    });
+    let worth = terms
+        .iter()
+        .any(|&t| ends_in(g, t, |n| matches!(n, Node::Had(_))));
     if !worth {
         return None;
     }
