@@ -296,7 +296,7 @@ fn check_in(
             });
             format!("{j}\n")
         }
-        Format::Text | Format::Latex => {
+        Format::Text | Format::Latex | Format::Numpy | Format::Jax => {
             let mut out = String::new();
             for (i, r) in results.iter().enumerate() {
                 let sizes = if r.sizes.is_empty() {

@@ -46,6 +46,18 @@ pub enum Format {
     Latex,
     /// A JSON object per expression.
     Json,
+    /// A Python module for NumPy: `value` (the expression as typed) and, for `diff` and
+    /// `hess`, `value_and_grad` (the value and each derivative, sharing work).
+    Numpy,
+    /// The same module for JAX, its functions compiled with `jax.jit`.
+    Jax,
+}
+
+impl Format {
+    /// True for the Python formats.
+    pub fn is_code(self) -> bool {
+        matches!(self, Format::Numpy | Format::Jax)
+    }
 }
 
 /// Output formats of the commands that answer in words and numbers (`shape`, `check`):
@@ -133,7 +145,8 @@ pub struct DiffArgs {
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// The variable to differentiate by.
+    /// The variable to differentiate by; several, comma-separated (`W1,b1,W2`), give one
+    /// derivative each, in order.
     #[arg(long)]
     pub wrt: String,
     /// The layout of the printed derivative.
@@ -159,7 +172,8 @@ pub struct HessArgs {
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// The variable to differentiate by, twice.
+    /// The variable to differentiate by, twice; several, comma-separated, give one
+    /// Hessian each, in order.
     #[arg(long)]
     pub wrt: String,
     /// Print the Hessian, or the Hessian applied to dX (the differential of the gradient).
@@ -324,7 +338,23 @@ impl Command {
                 "--standalone makes a LaTeX document: use it with --format latex".into(),
             ));
         }
+        if format.is_code()
+            && !matches!(
+                self,
+                Command::Diff(_) | Command::Hess(_) | Command::Simplify(_)
+            )
+        {
+            return Err(Error::Usage(format!(
+                "`{}` has no Python form: --format numpy and --format jax are for diff, hess and simplify",
+                self.name()
+            )));
+        }
         let common = self.common().cloned().unwrap_or_default();
+        if format.is_code() && common.expr == "-" {
+            return Err(Error::Usage(
+                "--format numpy and --format jax write one Python module: give one expression, not - (standard input)".into(),
+            ));
+        }
         let mut config = Config::from_args(&common)?;
         config.format = format;
         config.standalone = standalone;

@@ -2,12 +2,13 @@
 //!
 //! The stages, one module each: [`parse`](crate::parse()) text into the hash-consed
 //! [`Graph`] (shapes unified on the way), differentiate ([`derivative`], [`hessian`]),
-//! simplify ([`Graph::simplify`]), print ([`text`], [`latex`]), evaluate ([`eval`]) and
+//! simplify ([`Graph::simplify`]), print ([`text`], [`latex`], Python with [`module`]), evaluate ([`eval`]) and
 //! check against finite differences. [`run`] is the command line over all of them.
 #![warn(missing_docs)]
 
 mod check;
 mod cli;
+mod codegen;
 mod diff;
 mod error;
 mod eval;
@@ -25,6 +26,7 @@ mod simplify;
 mod values;
 
 pub use cli::{Cli, Command, Config, Format};
+pub use codegen::{CodegenError, Derivatives, Module, Target, module};
 pub use diff::{DiffError, Layout, derivative, gradient, hessian, jacobian, tangent};
 pub use error::{Error, ExprError, Span};
 pub use eval::{Env, EvalError, eval, kink_distance};

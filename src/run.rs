@@ -267,6 +267,11 @@ pub fn variable(g: &Graph, parsed: &Parsed, text: &str, wrt: &str) -> Result<Sym
             "--wrt is empty: name the variable to differentiate by, as in --wrt x".to_string(),
         ));
     }
+    if wrt.contains(',') {
+        return Err(Error::Usage(format!(
+            "--wrt `{wrt}` lists several variables: `diff` and `hess` take a list, `check` one variable at a time"
+        )));
+    }
     let is_name = wrt.starts_with(|c: char| c.is_ascii_alphabetic())
         && wrt.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !is_name {
@@ -309,13 +314,35 @@ struct Derivative<'a> {
     form: FormArg,
 }
 
+/// The names `--wrt` lists: `W1,b1,W2` is three, in order; none may repeat.
+fn wrt_names(wrt: &str) -> Result<Vec<&str>, Error> {
+    let names: Vec<&str> = wrt.split(',').map(str::trim).collect();
+    if names.len() > 1 && names.iter().any(|n| n.is_empty()) {
+        return Err(Error::Usage(format!(
+            "--wrt `{wrt}` has an empty name in its list: write the variables as W1,b1,W2"
+        )));
+    }
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(Error::Usage(format!(
+                "--wrt names {n} twice: list each variable once"
+            )));
+        }
+    }
+    Ok(names)
+}
+
 fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, Error> {
     let hessian = a.hessian;
     let mut g = Graph::new();
     let parsed = parse_text(&mut g, config, text)?;
     let mut answer = Answer::default();
     answer.notes.extend(kind_notes(&parsed));
-    let var = variable(&g, &parsed, text, a.wrt)?;
+    let names = wrt_names(a.wrt)?;
+    let vars = names
+        .iter()
+        .map(|n| variable(&g, &parsed, text, n))
+        .collect::<Result<Vec<Symbol>, Error>>()?;
     let f = g.simplify(parsed.root, false);
     let layout: Layout = a.layout.into();
     let differential = a.form == FormArg::Differential;
@@ -325,18 +352,48 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
                 .into(),
         ));
     }
-    let d = if differential {
-        diff::differential_form(&mut g, f, var, hessian)
-    } else if hessian {
-        diff::hessian(&mut g, f, var)
-    } else {
-        diff::derivative(&mut g, f, var, layout)
-    };
-    let d = d.map_err(|e| match e {
-        diff::DiffError::NameTaken(m) => Error::Usage(m),
-        e => Error::Unsupported(e.to_string()),
-    })?;
+    if a.explain && vars.len() > 1 {
+        return Err(Error::Usage(
+            "--explain shows the steps for one variable at a time: give --wrt one name".into(),
+        ));
+    }
+    let code = config.format.is_code();
+    if code && (differential || a.explain || a.equation) {
+        return Err(Error::Usage(
+            "--format numpy and --format jax write code for the derivatives themselves: leave out --form differential, --explain and --equation".into(),
+        ));
+    }
+    let mut ds = Vec::with_capacity(vars.len());
+    for &var in &vars {
+        let d = if differential {
+            diff::differential_form(&mut g, f, var, hessian)
+        } else if hessian {
+            diff::hessian(&mut g, f, var)
+        } else {
+            diff::derivative(&mut g, f, var, layout)
+        };
+        ds.push(d.map_err(|e| match e {
+            diff::DiffError::NameTaken(m) => Error::Usage(m),
+            e => Error::Unsupported(e.to_string()),
+        })?);
+    }
     folded(&g, text)?;
+    if code {
+        answer.out = python(
+            &g,
+            config,
+            text,
+            parsed.root,
+            f,
+            if hessian {
+                crate::codegen::Derivatives::Second
+            } else {
+                crate::codegen::Derivatives::First
+            },
+            vars.iter().copied().zip(ds.iter().copied()).collect(),
+        )?;
+        return Ok(answer);
+    }
     // The answer is printed before `--explain` names its steps, so it is the same text.
     // `--equation` shows the input as typed (the text itself, or its LaTeX as parsed),
     // not as simplified.
@@ -344,7 +401,7 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
         text: text.trim(),
         root: parsed.root,
     };
-    let statement = |latex: bool| {
+    let statement = |var: Symbol, d: Id, latex: bool| {
         if differential {
             differential_equation(&g, &typed, d, hessian, latex)
         } else {
@@ -352,20 +409,46 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
         }
     };
     // The rows of a LaTeX document for the answer (`--standalone`).
-    let answer_rows = |g: &Graph| {
-        if a.equation {
-            equation_rows(g, &typed, var, d, layout, hessian)
-        } else {
-            crate::latex::rows(g, &[latex_item(d)])
-        }
+    let answer_rows = |g: &Graph| -> Vec<String> {
+        vars.iter()
+            .zip(&ds)
+            .flat_map(|(&var, &d)| {
+                if a.equation {
+                    equation_rows(g, &typed, var, d, layout, hessian)
+                } else {
+                    crate::latex::rows(g, &[latex_item(d)])
+                }
+            })
+            .collect()
+    };
+    // One derivative as JSON: the fields of the answer's object, and of each entry of
+    // its `derivatives`.
+    let one_json = |var: Symbol, d: Id| {
+        json!({
+            "wrt": g.symbol(var).name,
+            "result": print::text(&g, d),
+            "latex": crate::latex::latex(&g, d),
+            "shape": shape_json(&g, g.shape(d)),
+            "equation": statement(var, d, true),
+        })
     };
     let out = match config.format {
-        Format::Text if a.equation => format!("{}\n", statement(false)),
         Format::Latex if config.standalone => crate::latex::document(&answer_rows(&g)),
-        Format::Latex if a.equation => format!("{}\n", statement(true)),
-        _ => render(&g, d, config, |j| {
+        Format::Json => {
+            let derivatives: Vec<serde_json::Value> = vars
+                .iter()
+                .zip(&ds)
+                .map(|(&var, &d)| one_json(var, d))
+                .collect();
+            // One variable: its derivative's fields at the top, as before lists.
+            let mut j = if vars.len() == 1 {
+                derivatives[0].clone()
+            } else {
+                json!({
+                    "wrt": names,
+                })
+            };
             j["input"] = json!(text);
-            j["wrt"] = json!(a.wrt.trim());
             j["layout"] = json!(layout.name());
             j["command"] = json!(if hessian { "hess" } else { "diff" });
             j["form"] = json!(if differential {
@@ -374,13 +457,25 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
                 "jacobian"
             });
             j["vec"] = json!("column-major");
-            j["equation"] = json!(statement(true));
-        }),
+            j["derivatives"] = json!(derivatives);
+            format!("{j}\n")
+        }
+        // One line per variable, each read back alone.
+        format => vars
+            .iter()
+            .zip(&ds)
+            .map(|(&var, &d)| match format {
+                _ if a.equation => format!("{}\n", statement(var, d, format == Format::Latex)),
+                Format::Latex => format!("{}\n", crate::latex::latex(&g, d)),
+                _ => format!("{}\n", print::text(&g, d)),
+            })
+            .collect(),
     };
     if !a.explain {
         answer.out = out;
         return Ok(answer);
     }
+    let var = vars[0];
     if hessian {
         return Err(Error::Usage(
             "--explain shows the steps of `diff`; for a Hessian, explain the gradient with `diff` first".into(),
@@ -412,9 +507,34 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
                 crate::latex::block(&rows)
             }
         }
-        Format::Text => steps.render(&g, false).join("\n") + "\n" + &out,
+        _ => steps.render(&g, false).join("\n") + "\n" + &out,
     };
     Ok(answer)
+}
+
+/// The Python module (`--format numpy|jax`) for an expression and its derivatives.
+fn python(
+    g: &Graph,
+    config: &Config,
+    text: &str,
+    typed: Id,
+    value: Id,
+    kind: crate::codegen::Derivatives,
+    derivatives: Vec<(Symbol, Id)>,
+) -> Result<String, Error> {
+    let target = match config.format {
+        Format::Jax => crate::codegen::Target::Jax,
+        _ => crate::codegen::Target::Numpy,
+    };
+    let m = crate::codegen::Module {
+        target,
+        text,
+        typed,
+        value,
+        kind,
+        derivatives,
+    };
+    crate::codegen::module(g, &m).map_err(|e| Error::Unsupported(e.to_string()))
 }
 
 /// An expression alone, as one item of a LaTeX document.
@@ -548,6 +668,22 @@ fn simplify(config: &Config, text: &str) -> Result<Answer, Error> {
     let parsed = parse_text(&mut g, config, text)?;
     let s = g.simplify(parsed.root, true);
     folded(&g, text)?;
+    if config.format.is_code() {
+        let out = python(
+            &g,
+            config,
+            text,
+            s,
+            s,
+            crate::codegen::Derivatives::None,
+            Vec::new(),
+        )?;
+        return Ok(Answer {
+            notes: kind_notes(&parsed),
+            out,
+            ..Answer::default()
+        });
+    }
     Ok(Answer {
         notes: kind_notes(&parsed),
         out: render(&g, s, config, |j| {
@@ -584,6 +720,8 @@ fn render(
             crate::latex::document(&crate::latex::rows(g, &[latex_item(id)]))
         }
         Format::Latex => format!("{}\n", crate::latex::latex(g, id)),
+        // The Python formats are written by `python`, before `render` is reached.
+        Format::Numpy | Format::Jax => format!("{}\n", print::text(g, id)),
         Format::Json => {
             let mut j = json!({
                 "result": print::text(g, id),
@@ -725,7 +863,10 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
             crate::latex::document(&crate::latex::value_rows(&value))
         }
         Format::Latex => format!("{}\n", crate::latex::value(&value)),
-        Format::Text => format!("{}\n", numeric::format_value(&value)),
+        // Refused for `eval` by `Command::config`.
+        Format::Text | Format::Numpy | Format::Jax => {
+            format!("{}\n", numeric::format_value(&value))
+        }
     };
     Ok(Answer {
         out,
