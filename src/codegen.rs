@@ -198,6 +198,10 @@ impl Code {
     }
 }
 
+/// The longest matrix product put in the cheapest order (the search is cubic in its
+/// length); a longer one is multiplied from the left.
+const MAX_ORDERED_CHAIN: usize = 40;
+
 /// The deepest a subexpression is written inline before it gets a line of its own.
 const MAX_INLINE_DEPTH: u32 = 10;
 
@@ -786,62 +790,118 @@ impl<'a> Writer<'a> {
         })
     }
 
-    /// A matrix product `A @ B @ C`. A product ending in a column is computed from the
-    /// right (`W2 @ (W1 @ x)`, matrix times vector each time), others from the left;
-    /// `inv(D) @ rest` is `np.linalg.solve(D, rest)`.
+    /// A matrix product `A @ B @ C`, in the order that multiplies the fewest numbers
+    /// (sizes unknown here count as 64, a size 1 as 1): `W2 @ (W1 @ x)`, matrix times
+    /// vector each time, and `x @ (v.T @ A2)` rather than an outer product first. An
+    /// `inv(D)` that multiplies what follows it is `np.linalg.solve(D, …)`.
     fn chain(&self, chain: &[Id]) -> Code {
         let g = self.g;
-        let np = self.np();
-        let inverse = |f: Id| match g.node(f) {
-            Node::Call(Func::Inv, d) if !self.named(f) => Some(*d),
-            _ => None,
-        };
-        let column = chain
-            .last()
-            .is_some_and(|&f| g.dims.find(g.shape(f).cols) == Dim::One);
-        let mut acc: Option<Code> = None;
-        let joined = |left: Code, right: Code| {
-            Code::new(
-                format!("{} @ {}", left.at(Prec::Mul), right.at(Prec::Neg)),
-                Prec::Mul,
-            )
-        };
-        if column {
-            for &f in chain.iter().rev() {
-                acc = Some(match (inverse(f), acc.take()) {
-                    (Some(d), Some(rest)) => Code::atom(format!(
-                        "{np}.linalg.solve({}, {})",
-                        self.of(d).at(Prec::Add),
-                        rest.at(Prec::Add)
-                    )),
-                    (_, Some(rest)) => joined(self.of(f).clone(), rest),
-                    (_, None) => self.of(f).clone(),
-                });
+        let k = chain.len();
+        let size = |d: Dim| -> f64 {
+            let d = g.dims.find(d);
+            match g.dims.value(d) {
+                _ if d == Dim::One => 1.0,
+                Some(n) => n as f64,
+                None => 64.0,
             }
-        } else {
-            for (i, &f) in chain.iter().enumerate() {
-                let term = match inverse(f) {
-                    Some(d) if i + 1 < chain.len() => {
-                        let rest = self.chain(&chain[i + 1..]);
-                        let solved = Code::atom(format!(
-                            "{np}.linalg.solve({}, {})",
-                            self.of(d).at(Prec::Add),
-                            rest.at(Prec::Add)
-                        ));
-                        return match acc {
-                            Some(left) => joined(left, solved),
-                            None => solved,
-                        };
+        };
+        // p[i] is the rows of factor i, p[k] the columns of the last.
+        let mut p: Vec<f64> = chain.iter().map(|&f| size(g.shape(f).rows)).collect();
+        p.push(chain.last().map_or(1.0, |&f| size(g.shape(f).cols)));
+        if k > MAX_ORDERED_CHAIN {
+            // Too long to order (and too deep for Python's parser from the right).
+            return self.ordered(chain, &p, &|_, j| j - 1);
+        }
+        // cost[i][j], best[i][j]: the cheapest way to multiply factors i..=j.
+        let mut cost = vec![vec![0.0f64; k]; k];
+        let mut best = vec![vec![0usize; k]; k];
+        for len in 2..=k {
+            for i in 0..=k - len {
+                let j = i + len - 1;
+                cost[i][j] = f64::INFINITY;
+                // From the right end down, so that ties multiply from the left.
+                for s in (i..j).rev() {
+                    let mut c = cost[i][s] + cost[s + 1][j] + p[i] * p[s + 1] * p[j + 1];
+                    if s == i && self.inverse(chain[i]).is_some() {
+                        c -= 0.5;
                     }
-                    _ => self.of(f).clone(),
-                };
-                acc = Some(match acc {
-                    Some(left) => joined(left, term),
-                    None => term,
-                });
+                    if c < cost[i][j] {
+                        cost[i][j] = c;
+                        best[i][j] = s;
+                    }
+                }
             }
         }
-        acc.unwrap_or_else(|| Code::atom("1.0"))
+        self.ordered(chain, &p, &|i, j| best[i][j])
+    }
+
+    /// The product of `chain`, split where `split(i, j)` says for factors i..=j.
+    fn ordered(&self, chain: &[Id], p: &[f64], split: &dyn Fn(usize, usize) -> usize) -> Code {
+        // Built bottom-up over the ranges the splits make, with a stack instead of
+        // recursion: (i, j, whether its parts are done).
+        let np = self.np();
+        let mut done: HashMap<(usize, usize), Code> = HashMap::new();
+        let mut stack = vec![(0, chain.len() - 1, false)];
+        while let Some((i, j, ready)) = stack.pop() {
+            if i == j {
+                done.insert((i, j), self.of(chain[i]).clone());
+                continue;
+            }
+            let s = split(i, j);
+            if !ready {
+                stack.push((i, j, true));
+                stack.push((i, s, false));
+                stack.push((s + 1, j, false));
+                continue;
+            }
+            let (left, right) = (&done[&(i, s)], &done[&(s + 1, j)]);
+            let code = match (s == i).then(|| self.inverse(chain[i])).flatten() {
+                Some(d) => Code::atom(format!(
+                    "{np}.linalg.solve({}, {})",
+                    self.of(d).at(Prec::Add),
+                    right.at(Prec::Add)
+                )),
+                None => match self
+                    .transposed(chain[i])
+                    .filter(|_| s == i && p[j + 1] == 1.0)
+                {
+                    // XLA on CPU copies a transposed matrix before multiplying; the
+                    // transpose of a row times it does not.
+                    Some(m) if self.target == Target::Jax => Code::atom(format!(
+                        "({}.T @ {}).T",
+                        right.at(Prec::Atom),
+                        self.of(m).at(Prec::Neg)
+                    )),
+                    _ => Code::new(
+                        format!("{} @ {}", left.at(Prec::Mul), right.at(Prec::Neg)),
+                        Prec::Mul,
+                    ),
+                },
+            };
+            done.insert((i, j), code);
+        }
+        done.remove(&(0, chain.len() - 1))
+            .unwrap_or_else(|| Code::atom("1"))
+    }
+
+    /// For `inv(D)` written inline, `D`.
+    fn inverse(&self, f: Id) -> Option<Id> {
+        match self.g.node(f) {
+            Node::Call(Func::Inv, d) if !self.named(f) => Some(*d),
+            _ => None,
+        }
+    }
+
+    /// For `M.T` written inline, of a matrix M (not a vector), `M`.
+    fn transposed(&self, f: Id) -> Option<Id> {
+        match self.g.node(f) {
+            Node::Transpose(m) if !self.named(f) => {
+                let s = self.g.shape(*m);
+                let one = |d: Dim| self.g.dims.find(d) == Dim::One;
+                (!one(s.rows) && !one(s.cols)).then_some(*m)
+            }
+            _ => None,
+        }
     }
 
     /// True when the node has a local of its own (it is not written inline).
