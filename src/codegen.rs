@@ -861,18 +861,12 @@ impl<'a> Writer<'a> {
                     self.of(d).at(Prec::Add),
                     right.at(Prec::Add)
                 )),
-                None => match self
-                    .transposed(chain[i])
-                    .filter(|_| s == i && p[j + 1] == 1.0)
+                None => match (s == i && p[j + 1] == 1.0 && self.target == Target::Jax)
+                    .then(|| self.times_column(chain[i], right))
+                    .flatten()
                 {
-                    // XLA on CPU copies a transposed matrix before multiplying; the
-                    // transpose of a row times it does not.
-                    Some(m) if self.target == Target::Jax => Code::atom(format!(
-                        "({}.T @ {}).T",
-                        right.at(Prec::Atom),
-                        self.of(m).at(Prec::Neg)
-                    )),
-                    _ => Code::new(
+                    Some(code) => code,
+                    None => Code::new(
                         format!("{} @ {}", left.at(Prec::Mul), right.at(Prec::Neg)),
                         Prec::Mul,
                     ),
@@ -882,6 +876,71 @@ impl<'a> Writer<'a> {
         }
         done.remove(&(0, chain.len() - 1))
             .unwrap_or_else(|| Code::atom("1"))
+    }
+
+    /// For JAX, `f @ v` with a column `v` written so that XLA multiplies without copying
+    /// a transposed matrix: `A.T @ v` as `(v.T @ A).T`, and a sum of matrices with
+    /// transposes among them, `(A.T + B) @ v` for a named `v`, term by term, as
+    /// `(v.T @ A).T + B @ v` (XLA on CPU copies each transpose before it adds or
+    /// multiplies; the transpose of a row is free). None where `f @ v` is best.
+    fn times_column(&self, f: Id, v: &Code) -> Option<Code> {
+        let g = self.g;
+        let one = |m: Id| -> Code {
+            match self.transposed(m) {
+                Some(a) => Code::atom(format!(
+                    "({}.T @ {}).T",
+                    v.at(Prec::Atom),
+                    self.of(a).at(Prec::Neg)
+                )),
+                None => Code::new(
+                    format!("{} @ {}", self.of(m).at(Prec::Mul), v.at(Prec::Neg)),
+                    Prec::Mul,
+                ),
+            }
+        };
+        if self.transposed(f).is_some() {
+            return Some(one(f));
+        }
+        let Node::Add(ts) = g.node(f) else {
+            return None;
+        };
+        let shape = g.shape(f);
+        let same = |t: &Id| {
+            let s = g.shape(*t);
+            g.dims.find(s.rows) == g.dims.find(shape.rows)
+                && g.dims.find(s.cols) == g.dims.find(shape.cols)
+        };
+        let simple = v
+            .text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if self.named(f)
+            || !simple
+            || !ts.iter().all(same)
+            || !ts.iter().any(|&t| self.transposed(t).is_some())
+        {
+            return None;
+        }
+        let mut text = String::new();
+        for (k, &t) in ts.iter().enumerate() {
+            let term = match self.negated(t) {
+                Some(n) => format!(" - {} @ {}", n.at(Prec::Mul), v.at(Prec::Neg)),
+                None => {
+                    let c = one(t);
+                    if k == 0 {
+                        c.text
+                    } else {
+                        format!(" + {}", c.at(Prec::Mul))
+                    }
+                }
+            };
+            text.push_str(&term);
+        }
+        let text = text
+            .strip_prefix(' ')
+            .map(|t| t.replacen("- ", "-", 1))
+            .unwrap_or(text);
+        Some(Code::new(text, Prec::Add))
     }
 
     /// For `inv(D)` written inline, `D`.
