@@ -23,6 +23,7 @@ mod rules;
 mod run;
 mod shape;
 mod simplify;
+mod stack;
 mod values;
 
 pub use cli::{Cli, Command, Config, Format};

@@ -18,6 +18,13 @@ struct Grammar;
 /// The deepest nesting of parentheses jacob reads.
 pub const MAX_DEPTH: usize = 10_000;
 
+/// Stack that reading one level of parentheses may take (pest's rules from `expr` down
+/// to `paren`, and the builder's), with room to spare for unoptimized builds.
+const STACK_PER_LEVEL: usize = 16 << 10;
+
+/// Stack for everything else a parse does.
+const STACK_BASE: usize = 256 << 10;
+
 /// Names whose default kind is scalar.
 pub const GREEK: [&str; 16] = [
     "alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "kappa", "lambda", "mu", "nu",
@@ -74,7 +81,20 @@ pub fn parse(
     graph: &mut Graph,
     decls: &HashMap<String, Kind>,
 ) -> Result<Parsed, ExprError> {
-    pre_scan(src)?;
+    let depth = pre_scan(src)?;
+    // pest's parser and the builder recurse once per level of parentheses: where the
+    // stack left (1 MiB in WebAssembly, say) could run out, they run on a heap-allocated
+    // stack of the size the depth needs.
+    let need = STACK_BASE + depth * STACK_PER_LEVEL;
+    stacker::maybe_grow(need, need, || parse_checked(src, graph, decls))
+}
+
+/// [`parse`] of text that passed [`pre_scan`].
+fn parse_checked(
+    src: &str,
+    graph: &mut Graph,
+    decls: &HashMap<String, Kind>,
+) -> Result<Parsed, ExprError> {
     let mut pairs = Grammar::parse(Rule::input, src).map_err(|e| syntax_error(src, e))?;
     let input = pairs
         .next()
@@ -1162,12 +1182,13 @@ fn other_spelling(name: &str, arg: Option<&str>, count: usize) -> Option<String>
 }
 
 /// Checks what pest cannot say well: empty input, characters outside the language,
-/// and nesting deeper than [`MAX_DEPTH`].
-fn pre_scan(src: &str) -> Result<(), ExprError> {
+/// and nesting deeper than [`MAX_DEPTH`]. Returns the deepest nesting.
+fn pre_scan(src: &str) -> Result<usize, ExprError> {
     if src.trim().is_empty() {
         return Err(ExprError::new("the expression is empty", Span::new(0, 0)));
     }
     let mut depth = 0usize;
+    let mut deepest = 0usize;
     let mut opens: Vec<usize> = Vec::new();
     for (i, c) in src.char_indices() {
         let span = Span::new(i, i + c.len_utf8());
@@ -1206,6 +1227,7 @@ fn pre_scan(src: &str) -> Result<(), ExprError> {
         match c {
             '(' => {
                 depth += 1;
+                deepest = deepest.max(depth);
                 opens.push(i);
                 if depth > MAX_DEPTH {
                     return Err(ExprError::new(
@@ -1231,7 +1253,7 @@ fn pre_scan(src: &str) -> Result<(), ExprError> {
             Span::new(open, open + 1),
         ));
     }
-    Ok(())
+    Ok(deepest)
 }
 
 fn greek_name(c: char) -> Option<&'static str> {

@@ -413,7 +413,12 @@ impl Printer<'_> {
         }
     }
 
+    /// Prints `id` itself (not its name); once a level of nesting, on enough stack.
     fn form(&self, id: Id, out: &mut String) {
+        crate::stack::deeper(|| self.form_here(id, out));
+    }
+
+    fn form_here(&self, id: Id, out: &mut String) {
         let g = self.g;
         match g.node(id) {
             Node::Num(n) => out.push_str(&format_num(n.get())),

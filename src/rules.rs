@@ -1013,6 +1013,10 @@ fn common_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
 /// The most monomials [`expand_elementwise`] writes out.
 const MAX_MONOMIALS: usize = 32;
 
+/// The deepest [`expand`] looks into a term; deeper parts are kept whole, so that a
+/// sum over a deep expression costs time linear in its depth.
+const MAX_EXPAND_DEPTH: u32 = 8;
+
 /// Multiplies out elementwise products of sums, writes `sigmoid(-z)` as
 /// `1 - sigmoid(z)`, and collects like terms: `s.*(1 - y) - y.*(1 - s)` is `s - y`.
 fn expand_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
@@ -1024,7 +1028,7 @@ fn expand_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
     }
     let mut monomials: Vec<(f64, Vec<Id>)> = Vec::new();
     for &t in terms {
-        monomials.extend(expand(g, t)?);
+        monomials.extend(expand(g, t, MAX_EXPAND_DEPTH)?);
         if monomials.len() > MAX_MONOMIALS {
             return None;
         }
@@ -1074,15 +1078,18 @@ fn expand_elementwise(g: &mut Graph, terms: &[Id]) -> Option<Id> {
 }
 
 /// A term as a sum of elementwise monomials (coefficient, factors), or `None` when it
-/// would take more than [`MAX_MONOMIALS`].
-fn expand(g: &mut Graph, t: Id) -> Option<Vec<(f64, Vec<Id>)>> {
+/// would take more than [`MAX_MONOMIALS`]; parts `depth` levels down are kept whole.
+fn expand(g: &mut Graph, t: Id, depth: u32) -> Option<Vec<(f64, Vec<Id>)>> {
     let atom = |t: Id| Some(vec![(1.0, vec![t])]);
+    let Some(depth) = depth.checked_sub(1) else {
+        return atom(t);
+    };
     match g.node(t).clone() {
         Node::Num(n) => Some(vec![(n.get(), Vec::new())]),
         Node::Add(ts) => {
             let mut out = Vec::new();
             for x in ts.iter() {
-                out.extend(expand(g, *x)?);
+                out.extend(expand(g, *x, depth)?);
             }
             (out.len() <= MAX_MONOMIALS).then_some(out)
         }
@@ -1090,7 +1097,7 @@ fn expand(g: &mut Graph, t: Id) -> Option<Vec<(f64, Vec<Id>)>> {
             let p = g.parts(t);
             let inner = match p.chain.as_slice() {
                 [] => vec![(1.0, Vec::new())],
-                [one] => expand(g, *one)?,
+                [one] => expand(g, *one, depth)?,
                 _ => return atom(t),
             };
             Some(
@@ -1110,7 +1117,7 @@ fn expand(g: &mut Graph, t: Id) -> Option<Vec<(f64, Vec<Id>)>> {
                 let e = if fs.len() == 1 {
                     atom(*f)?
                 } else {
-                    expand(g, *f)?
+                    expand(g, *f, depth)?
                 };
                 if out.len() * e.len() > MAX_MONOMIALS {
                     return None;
