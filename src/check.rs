@@ -1,21 +1,20 @@
-//! `jacob check`: compares a derivative (jacob's own, or the user's `--claim`) with
-//! central finite differences at seeded random points.
+//! `jacob check` as a library function: compares a derivative (jacob's own, or a
+//! claim) with central finite differences at seeded random points and returns a
+//! [`CheckReport`]; the command line formats it.
 //!
 //! Both sides are brought to the numerator Jacobian ∂vec(f)/∂vec(V), numel(f)×numel(V),
 //! column-major, so that one comparison serves every layout of SPEC §2.
 
-use crate::cli::{CheckArgs, Config, FormArg, Format, LayoutArg};
 use crate::diff::{self, Layout, Rank};
 use crate::error::{Error, ExprError, Span};
 use crate::eval::{self, Env, EvalError};
 use crate::graph::{Graph, Id, Kind, Symbol};
 use crate::numeric::{self, Draw};
 use crate::parse;
+use crate::pipeline::{self, Declarations};
 use crate::print;
-use crate::run::{self, Answer};
 use crate::shape::{Dim, DimNames, Shape};
 use nalgebra::DMatrix;
-use serde_json::json;
 
 /// Failed draws of one point before switching to positive values (SPD matrices).
 const SWITCH_TO_POSITIVE: usize = 8;
@@ -36,6 +35,82 @@ const MAX_SYMBOL_ENTRIES: usize = 1_000_000;
 /// The most entries of the Jacobian compared at a point.
 const MAX_JACOBIAN_ENTRIES: usize = 20_000_000;
 
+/// What to check: `jacob check TEXT --wrt WRT [--claim CLAIM] …`.
+#[derive(Clone, Debug)]
+pub struct CheckRequest<'a> {
+    /// The expression, as the user typed it.
+    pub text: &'a str,
+    /// Declared kinds and sizes.
+    pub decls: &'a Declarations,
+    /// The variable.
+    pub wrt: &'a str,
+    /// The layout of the derivative (a differential has none: [`Layout::Mixed`]).
+    pub layout: Layout,
+    /// Check the differential along random directions dX instead of the Jacobian.
+    pub differential: bool,
+    /// A derivative to check instead of jacob's own; one that uses dX is a differential.
+    pub claim: Option<&'a str>,
+    /// How many random points (1 to 1,000).
+    pub points: usize,
+    /// Relative tolerance.
+    pub tol: f64,
+    /// Seed for the random sizes and points.
+    pub seed: u64,
+}
+
+/// The comparison at one point.
+#[derive(Clone, Debug)]
+pub struct PointResult {
+    /// The sizes drawn, by the names `jacob shape` gives them.
+    pub sizes: Vec<(String, usize)>,
+    /// The largest absolute difference from finite differences.
+    pub abs: f64,
+    /// The largest relative difference.
+    pub rel: f64,
+    /// Within the tolerance.
+    pub agrees: bool,
+    /// The derivative could not be evaluated where the expression could.
+    pub error: Option<String>,
+    /// The symmetrized derivative agrees (for a symmetric variable).
+    sym_agrees: bool,
+}
+
+/// The derivative that was checked, as jacob prints it.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// Text (the claim as written, or jacob's derivative).
+    pub text: String,
+    /// LaTeX.
+    pub latex: String,
+    /// Its shape, each size a number or a name as `jacob shape` gives it.
+    pub shape: [String; 2],
+}
+
+/// What `check` found.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// The derivative agrees with finite differences at every point.
+    pub agrees: bool,
+    /// The claim as written, or jacob's derivative: what was compared.
+    pub checked: String,
+    /// The derivative compared, printed (`None` for a claim of the wrong shape).
+    pub derivative: Option<Checked>,
+    /// jacob's own derivative, when a claim was checked and jacob has one.
+    pub own: Option<String>,
+    /// The layout.
+    pub layout: Layout,
+    /// A differential was checked.
+    pub differential: bool,
+    /// One result per point, in order.
+    pub points: Vec<PointResult>,
+    /// For a claim of the wrong shape (a disagreement, no point evaluated): why.
+    pub wrong_shape: Option<String>,
+    /// Other layouts in which a disagreeing claim agrees.
+    pub agrees_in_layouts: Vec<&'static str>,
+    /// Notes for the user, in order.
+    pub notes: Vec<String>,
+}
+
 /// How jacob forms its own derivative of the expression as written: simplify, then
 /// differentiate (the same pipeline as `jacob diff`).
 pub(crate) type Derive = dyn Fn(&mut Graph, Id, Symbol, Layout) -> Result<Id, diff::DiffError>;
@@ -51,96 +126,74 @@ pub(crate) fn derive(
     diff::derivative(g, simplified, var, layout)
 }
 
-/// Checks a derivative.
-pub fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error> {
-    check_with(a, config, text, &derive)
+/// Checks a derivative against finite differences of the expression as written.
+pub fn check(req: &CheckRequest) -> Result<CheckReport, Error> {
+    check_with(req, &derive)
 }
 
 /// Checks a derivative, with jacob's own formed by `own_derivative`: nothing in the
 /// comparison goes through it, so a planted bug in it shows as a disagreement.
 pub(crate) fn check_with(
-    a: &CheckArgs,
-    config: &Config,
-    text: &str,
+    req: &CheckRequest,
     own_derivative: &Derive,
-) -> Result<Answer, Error> {
-    let mut answer = check_in(a, config, text, own_derivative)?;
+) -> Result<CheckReport, Error> {
+    let mut report = check_in(req, own_derivative)?;
     // A claim that disagrees may be right in another layout: say which.
-    if answer.disagrees && a.claim.is_some() && a.form == FormArg::Jacobian {
-        let mut fits = Vec::new();
-        for other in [
-            LayoutArg::Mixed,
-            LayoutArg::Numerator,
-            LayoutArg::Denominator,
-        ] {
-            if other == a.layout {
+    if !report.agrees && req.claim.is_some() && !req.differential {
+        for other in [Layout::Mixed, Layout::Numerator, Layout::Denominator] {
+            if other == req.layout {
                 continue;
             }
-            let there = CheckArgs {
+            let there = CheckRequest {
                 layout: other,
-                ..a.clone()
+                ..req.clone()
             };
-            if check_in(&there, config, text, own_derivative).is_ok_and(|r| !r.disagrees) {
-                fits.push(Layout::from(other).name());
+            if check_in(&there, own_derivative).is_ok_and(|r| r.agrees) {
+                report.agrees_in_layouts.push(other.name());
             }
         }
-        if let Some(first) = fits.first() {
-            let layouts = match fits.as_slice() {
+        if let Some(first) = report.agrees_in_layouts.first() {
+            let layouts = match report.agrees_in_layouts.as_slice() {
                 [one] => format!("{one} layout"),
                 more => format!("{} layouts", more.join(" and ")),
             };
-            answer.notes.insert(
+            report.notes.insert(
                 0,
                 format!("the claim matches finite differences in {layouts}: add --layout {first}"),
             );
-            if config.format == Format::Json
-                && let Ok(mut j) = serde_json::from_str::<serde_json::Value>(&answer.out)
-            {
-                j["agrees_in_layouts"] = json!(fits);
-                answer.out = format!("{j}\n");
-            }
         }
     }
-    Ok(answer)
+    Ok(report)
 }
 
-/// One check in the layout `a.layout`.
-fn check_in(
-    a: &CheckArgs,
-    config: &Config,
-    text: &str,
-    own_derivative: &Derive,
-) -> Result<Answer, Error> {
-    if !(1..=MAX_POINTS).contains(&a.points) {
+/// One check in the layout `req.layout`.
+fn check_in(req: &CheckRequest, own_derivative: &Derive) -> Result<CheckReport, Error> {
+    if !(1..=MAX_POINTS).contains(&req.points) {
         return Err(Error::Usage(format!(
             "--points must be from 1 to {MAX_POINTS}"
         )));
     }
-    if !(a.tol.is_finite() && a.tol >= 0.0) {
+    if !(req.tol.is_finite() && req.tol >= 0.0) {
         return Err(Error::Usage(format!(
             "--tol {} must be a number ≥ 0",
-            a.tol
+            req.tol
         )));
     }
+    let text = req.text;
     let mut g = Graph::new();
-    let parsed = run::parse_text(&mut g, config, text)?;
-    let mut answer = Answer {
-        notes: run::kind_notes(&parsed),
-        ..Answer::default()
-    };
-    let var = run::variable(&g, &parsed, text, &a.wrt)?;
+    let parsed = pipeline::parse_text(&mut g, req.decls, text)?;
+    let mut notes = pipeline::kind_notes(&parsed);
+    let var = pipeline::variable(&g, &parsed, text, req.wrt)?;
     // The reference is the expression as written, not as simplified: a bug in the
     // simplifier must show up as a disagreement, never be endorsed.
     let f = parsed.root;
-    let layout: Layout = a.layout.into();
+    let layout = req.layout;
     // A differential: asked for, or a claim that uses dX (SPEC §5).
     let dname = format!("d{}", g.symbol(var).name);
-    let differential = a.form == FormArg::Differential
-        || a.claim
-            .as_deref()
-            .is_some_and(|c| find_word(c, &dname).is_some());
+    let differential =
+        req.differential || req.claim.is_some_and(|c| find_word(c, &dname).is_some());
     let dx = if differential {
-        if a.layout != LayoutArg::Mixed {
+        if layout != Layout::Mixed {
             return Err(Error::Usage(
                 "a differential has no layout: check it without --layout".into(),
             ));
@@ -155,7 +208,7 @@ fn check_in(
     } else {
         own_derivative(&mut g, f, var, layout)
     };
-    let (d, expected, own_text) = match &a.claim {
+    let (d, expected, own_text) = match req.claim {
         None => {
             let d = own.map_err(|e| Error::Unsupported(e.to_string()))?;
             (d, g.shape(d), None)
@@ -169,7 +222,7 @@ fn check_in(
                 own.as_ref().ok().map(|(s, _)| *s)
             };
             let own_text = own.as_ref().ok().map(|(_, t)| t.clone());
-            let read = read_claim(&mut g, config, claim, f, var, layout, own_shape);
+            let read = read_claim(&mut g, req.decls, claim, f, var, layout, own_shape);
             let (d, expected) = match (&own, read) {
                 (_, Ok(read)) => read,
                 // jacob's own error says more than "no expected shape".
@@ -182,21 +235,27 @@ fn check_in(
                 (_, Err(ClaimError::Input(e))) => return Err(e),
                 // A claim of the wrong shape is a wrong derivative (SPEC §5).
                 (_, Err(ClaimError::WrongShape(why))) => {
-                    return Ok(wrong_shape(
-                        a,
+                    if let Some(t) = &own_text {
+                        notes.push(format!("jacob's derivative is {t}"));
+                    }
+                    return Ok(CheckReport {
+                        agrees: false,
+                        checked: claim.trim().to_string(),
+                        derivative: None,
+                        own: own_text,
                         layout,
-                        text,
-                        claim,
-                        &why,
-                        own_text,
-                        answer.notes,
-                    ));
+                        differential,
+                        points: Vec::new(),
+                        wrong_shape: Some(why),
+                        agrees_in_layouts: Vec::new(),
+                        notes,
+                    });
                 }
             };
             (d, expected, own_text)
         }
     };
-    run::folded(&g, text)?;
+    pipeline::folded(&g, text)?;
     let problem = Problem {
         g: &g,
         f,
@@ -207,14 +266,14 @@ fn check_in(
         f_scalar: g.rank(f) == Rank::Scalar,
         v_scalar: g.symbol(var).kind == Kind::Scalar,
         symmetric: g.symbol(var).kind == Kind::Symmetric,
-        tol: a.tol,
+        tol: req.tol,
         differential: dx,
     };
-    let mut rng = fastrand::Rng::with_seed(config.seed);
+    let mut rng = fastrand::Rng::with_seed(req.seed);
     let mut draw = Draw::Signed;
-    let mut results: Vec<PointResult> = Vec::with_capacity(a.points);
+    let mut results: Vec<PointResult> = Vec::with_capacity(req.points);
     let mut last_error = String::new();
-    for _ in 0..a.points {
+    for _ in 0..req.points {
         let mut failures = 0usize;
         loop {
             if failures >= MAX_TRIES {
@@ -225,7 +284,7 @@ fn check_in(
             if failures >= SWITCH_TO_POSITIVE {
                 draw = Draw::Positive;
             }
-            let mut env = sample(&g, config, &mut rng, draw)?;
+            let mut env = sample(&g, req.decls, &mut rng, draw)?;
             match problem.at(&mut env, &mut rng)? {
                 Outcome::Point(r) => {
                     results.push(r);
@@ -239,183 +298,42 @@ fn check_in(
         }
     }
     let agrees = results.iter().all(|r| r.agrees);
-    let checked = match &a.claim {
+    let checked = match req.claim {
         Some(c) => c.trim().to_string(),
         None => print::text(&g, d),
     };
-    if !agrees && a.claim.is_some() {
+    if !agrees && req.claim.is_some() {
         if problem.symmetric && results.iter().all(|r| r.sym_agrees) {
             let (form, what) = if problem.f_scalar {
                 ("(G + G')/2", "gradient")
             } else {
                 ("averaged over the entries (i, j) and (j, i)", "Jacobian")
             };
-            answer.notes.push(format!(
+            notes.push(format!(
                 "the claim agrees once symmetrized, {form}: with respect to the symmetric matrix {}, jacob checks the symmetric {what}",
                 g.symbol(var).name
             ));
         }
         if let Some(t) = &own_text {
-            answer.notes.push(format!("jacob's derivative is {t}"));
+            notes.push(format!("jacob's derivative is {t}"));
         }
     }
-    answer.disagrees = !agrees;
-    answer.out = match config.format {
-        Format::Json => {
-            let points: Vec<serde_json::Value> = results
-                .iter()
-                .map(|r| {
-                    let sizes: serde_json::Map<String, serde_json::Value> =
-                        r.sizes.iter().map(|(n, s)| (n.clone(), json!(s))).collect();
-                    let mut p = json!({
-                        "max_abs_error": finite_or_null(r.abs),
-                        "max_rel_error": finite_or_null(r.rel),
-                        "agrees": r.agrees,
-                        "sizes": sizes,
-                    });
-                    if let Some(e) = &r.error {
-                        p["error"] = json!(e);
-                    }
-                    p
-                })
-                .collect();
-            let j = json!({
-                "command": "check",
-                "input": text,
-                "wrt": a.wrt.trim(),
-                "layout": layout.name(),
-                "form": if differential { "differential" } else { "jacobian" },
-                "derivative": print::text(&g, d),
-                "result": if agrees { "agrees" } else { "disagrees" },
-                "latex": crate::latex::latex(&g, d),
-                "shape": crate::run::shape_json(&g, g.shape(d)),
-                "claim": a.claim.as_deref().map(str::trim),
-                "jacob_derivative": own_text,
-                "agrees": agrees,
-                "points": points,
-            });
-            format!("{j}\n")
-        }
-        Format::Text | Format::Latex | Format::Numpy | Format::Jax => {
-            let mut out = String::new();
-            for (i, r) in results.iter().enumerate() {
-                let sizes = if r.sizes.is_empty() {
-                    String::new()
-                } else {
-                    let list: Vec<String> =
-                        r.sizes.iter().map(|(n, s)| format!("{n}={s}")).collect();
-                    format!(" (sizes {})", list.join(", "))
-                };
-                match &r.error {
-                    Some(e) => out.push_str(&format!(
-                        "point {}: the derivative cannot be evaluated: {e}{sizes}\n",
-                        i + 1
-                    )),
-                    None => out.push_str(&format!(
-                        "point {}: max abs error {}, max rel error {}{sizes}{}\n",
-                        i + 1,
-                        fmt_err(r.abs),
-                        fmt_err(r.rel),
-                        if r.agrees { "" } else { " — differs" }
-                    )),
-                }
-            }
-            let n = results.len();
-            let plural = if n == 1 { "" } else { "s" };
-            let form = if differential {
-                "differential".to_string()
-            } else {
-                format!("{} layout", layout.name())
-            };
-            if agrees {
-                out.push_str(&format!(
-                    "agrees: {checked} matches finite differences at {n} point{plural} ({form})\n"
-                ));
-            } else {
-                let bad = results.iter().filter(|r| !r.agrees).count();
-                let worst = results
-                    .iter()
-                    .filter(|r| !r.agrees)
-                    .map(|r| r.abs)
-                    .fold(0.0f64, f64::max);
-                let worst = if worst.is_finite() {
-                    format!("worst abs error {}", fmt_err(worst))
-                } else {
-                    "the derivative cannot be evaluated where the expression can".into()
-                };
-                out.push_str(&format!(
-                    "disagrees: {checked} differs from finite differences at {bad} of {n} point{plural} ({worst}; {form})\n"
-                ));
-            }
-            out
-        }
-    };
-    Ok(answer)
-}
-
-fn finite_or_null(v: f64) -> serde_json::Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        serde_json::Value::Null
-    }
-}
-
-/// `2.1e-10`, `0.82`, `0`.
-fn fmt_err(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if !v.is_finite() {
-        "∞".into()
-    } else if (1e-3..1e4).contains(&v) {
-        let s = format!("{v:.3}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
-    } else {
-        format!("{v:.1e}")
-    }
-}
-
-/// The answer for a claim whose shape is not the derivative's: a disagreement, with
-/// no point evaluated.
-fn wrong_shape(
-    a: &CheckArgs,
-    layout: Layout,
-    text: &str,
-    claim: &str,
-    why: &str,
-    own_text: Option<String>,
-    mut notes: Vec<String>,
-) -> Answer {
-    let claim = claim.trim();
-    if let Some(t) = &own_text {
-        notes.push(format!("jacob's derivative is {t}"));
-    }
-    let out = match a.format {
-        crate::cli::ReportFormat::Json => {
-            let j = json!({
-                "command": "check",
-                "input": text,
-                "wrt": a.wrt.trim(),
-                "layout": layout.name(),
-                "claim": claim,
-                "result": "disagrees",
-                "agrees": false,
-                "reason": why,
-                "jacob_derivative": own_text,
-                "points": [],
-            });
-            format!("{j}\n")
-        }
-        crate::cli::ReportFormat::Text => {
-            format!("disagrees: {claim} has the wrong shape: {why}\n")
-        }
-    };
-    Answer {
-        out,
+    Ok(CheckReport {
+        agrees,
+        checked,
+        derivative: Some(Checked {
+            text: print::text(&g, d),
+            latex: crate::latex::latex(&g, d),
+            shape: pipeline::shape_names(&g, g.shape(d)),
+        }),
+        own: own_text,
+        layout,
+        differential,
+        points: results,
+        wrong_shape: None,
+        agrees_in_layouts: Vec::new(),
         notes,
-        disagrees: true,
-    }
+    })
 }
 
 enum ClaimError {
@@ -436,7 +354,7 @@ impl From<Error> for ClaimError {
 /// Parses the claim into the expression's graph and fits its shape to the expected one.
 fn read_claim(
     g: &mut Graph,
-    config: &Config,
+    decls: &Declarations,
     claim: &str,
     f: Id,
     var: Symbol,
@@ -447,7 +365,7 @@ fn read_claim(
     // the claim may not make two different sizes one (unless --dim makes them equal).
     let mut names = DimNames::default();
     let mut sizes = Env::default();
-    let _ = numeric::apply_dims(g, &mut sizes, &config.dims);
+    let _ = numeric::apply_dims(g, &mut sizes, &decls.dims);
     let mut dims: Vec<(Dim, String, Option<usize>)> = Vec::new();
     for (_, info) in g.symbols() {
         for d in [info.shape.rows, info.shape.cols] {
@@ -466,7 +384,7 @@ fn read_claim(
         })
     };
     let before = g.symbols().count();
-    let parsed = parse::parse(claim, g, &config.kinds).map_err(|e| Error::in_expr(e, claim))?;
+    let parsed = parse::parse(claim, g, &decls.kinds).map_err(|e| Error::in_expr(e, claim))?;
     if let Some((_, info)) = g.symbols().nth(before) {
         let name = info.name.clone();
         let message = format!("the claim uses `{name}`, which does not appear in the expression");
@@ -556,9 +474,14 @@ fn expected_shape(g: &mut Graph, f: Id, var: Symbol, layout: Layout) -> Option<S
 }
 
 /// Sizes and random values for every symbol.
-fn sample(g: &Graph, config: &Config, rng: &mut fastrand::Rng, draw: Draw) -> Result<Env, Error> {
+fn sample(
+    g: &Graph,
+    decls: &Declarations,
+    rng: &mut fastrand::Rng,
+    draw: Draw,
+) -> Result<Env, Error> {
     let mut env = Env::default();
-    numeric::apply_dims(g, &mut env, &config.dims)?;
+    numeric::apply_dims(g, &mut env, &decls.dims)?;
     numeric::choose_sizes(g, &mut env, rng);
     let symbols: Vec<Symbol> = g.symbols().map(|(s, _)| s).collect();
     for s in symbols {
@@ -607,18 +530,6 @@ fn redrawable(e: &EvalError) -> bool {
             | EvalError::LogdetNotPositive
             | EvalError::NotFinite(_)
     )
-}
-
-/// What was found at one point.
-struct PointResult {
-    sizes: Vec<(String, usize)>,
-    abs: f64,
-    rel: f64,
-    agrees: bool,
-    /// The derivative could not be evaluated where the expression could.
-    error: Option<String>,
-    /// The symmetrized derivative agrees (for a symmetric variable).
-    sym_agrees: bool,
 }
 
 enum Outcome {
@@ -1056,10 +967,12 @@ impl Problem<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cli"))]
 mod tests {
     use super::*;
-    use crate::cli::{CommonArgs, LayoutArg};
+    use crate::cli::{CheckArgs, CommonArgs, Config, LayoutArg};
+    use crate::run::{self, Answer};
+    use serde_json::json;
 
     fn args(expr: &str, wrt: &str) -> CheckArgs {
         CheckArgs {
@@ -1077,7 +990,7 @@ mod tests {
     }
 
     fn go(a: &CheckArgs) -> Result<Answer, Error> {
-        check(a, &config(a)?, &a.common.expr)
+        run::check(a, &config(a)?, &a.common.expr)
     }
 
     fn agrees(a: &CheckArgs) -> Answer {
@@ -1135,13 +1048,23 @@ mod tests {
             ("alpha*tr(I + A - A)", "alpha"),
             ("tr(B + norm1(u)*I)", "u"),
         ] {
-            let a = args(e, v);
-            let config = config(&a).unwrap();
-            let planted = check_with(&a, &config, e, &planted).unwrap();
+            let decls = Declarations::default();
+            let req = CheckRequest {
+                text: e,
+                decls: &decls,
+                wrt: v,
+                layout: Layout::Mixed,
+                differential: false,
+                claim: None,
+                points: 3,
+                tol: 1e-5,
+                seed: 1,
+            };
+            let planted = check_with(&req, &planted).unwrap();
             assert!(
-                planted.disagrees,
-                "{e}: the planted bug was endorsed:\n{}",
-                planted.out
+                !planted.agrees,
+                "{e}: the planted bug was endorsed: {:?}",
+                planted.points
             );
             own(e, v);
         }

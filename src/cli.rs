@@ -2,9 +2,8 @@
 
 use crate::diff::Layout;
 use crate::error::Error;
-use crate::graph::Kind;
+use crate::pipeline::Declarations;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::collections::HashMap;
 
 /// Symbolic matrix calculus: derivatives of matrix expressions, simplified.
 #[derive(Parser, Debug)]
@@ -376,10 +375,8 @@ impl From<LayoutArg> for Layout {
 /// Validated options shared by every command.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
-    /// Declared kinds by name.
-    pub kinds: HashMap<String, Kind>,
-    /// Fixed sizes by name: one number for a vector, two for a matrix.
-    pub dims: Vec<(String, Vec<usize>)>,
+    /// `--scalar`, `--vector`, `--matrix`, `--symmetric` and `--dim`.
+    pub decls: Declarations,
     /// Output format.
     pub format: Format,
     /// `--standalone`: a whole LaTeX document.
@@ -392,75 +389,11 @@ impl Config {
     /// Checks the declarations and sizes; text output and seed 1 until the command
     /// says otherwise ([`Command::config`]).
     pub fn from_args(a: &CommonArgs) -> Result<Config, Error> {
-        let mut kinds: HashMap<String, Kind> = HashMap::new();
-        let lists = [
-            (&a.scalar, Kind::Scalar, "--scalar"),
-            (&a.vector, Kind::Vector, "--vector"),
-            (&a.matrix, Kind::Matrix, "--matrix"),
-            (&a.symmetric, Kind::Symmetric, "--symmetric"),
-        ];
-        for (names, kind, flag) in lists {
-            for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-                check_name(name, flag)?;
-                let combined = match (kinds.get(name), kind) {
-                    // `--matrix S --symmetric S` says the same thing twice.
-                    (Some(Kind::Matrix), Kind::Symmetric)
-                    | (Some(Kind::Symmetric), Kind::Matrix) => Some(Kind::Symmetric),
-                    (Some(&old), _) if old != kind => None,
-                    _ => Some(kind),
-                };
-                let Some(kind) = combined else {
-                    let old = kinds[name];
-                    return Err(Error::Usage(format!(
-                        "`{name}` is declared both a {} and a {}",
-                        old.word(),
-                        kind.word()
-                    )));
-                };
-                kinds.insert(name.to_string(), kind);
-            }
-        }
-        for name in &a.symmetric {
-            let name = name.trim();
-            if name.starts_with(|c: char| c.is_ascii_lowercase())
-                && !a.matrix.iter().any(|m| m.trim() == name)
-            {
-                return Err(Error::Usage(format!(
-                    "--symmetric `{name}`: a lowercase name is a vector, and only a square matrix can be symmetric (use an uppercase name, or add --matrix {name})"
-                )));
-            }
-        }
-        let mut dims = Vec::new();
-        for d in &a.dim {
-            let (name, size) = d.split_once('=').ok_or_else(|| {
-                Error::Usage(format!("--dim `{d}` should look like x=5 or A=5x3"))
-            })?;
-            let sizes: Result<Vec<usize>, _> = size
-                .split(['x', 'X', '×'])
-                .map(|s| s.trim().parse::<usize>())
-                .collect();
-            let sizes = sizes
-                .ok()
-                .filter(|s| (1..=2).contains(&s.len()) && s.iter().all(|&n| (1..=100_000).contains(&n)))
-                .ok_or_else(|| Error::Usage(format!("--dim `{d}`: the size should be a whole number from 1 to 100000, or two as 5x3")))?;
-            dims.push((name.trim().to_string(), sizes));
-        }
         Ok(Config {
-            kinds,
-            dims,
+            decls: Declarations::new(&a.scalar, &a.vector, &a.matrix, &a.symmetric, &a.dim)?,
             format: Format::Text,
             standalone: false,
             seed: 1,
         })
-    }
-}
-
-fn check_name(name: &str, flag: &str) -> Result<(), Error> {
-    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!("{flag} `{name}` is not a name")))
     }
 }

@@ -1,13 +1,14 @@
 //! Runs a command: reads the expression(s), calls the stages, writes the answer.
 //! The only module that touches standard input, output and error.
 
-use crate::cli::{Cli, Command, Config, EvalArgs, FormArg, Format, LayoutArg};
+use crate::check::{CheckReport, CheckRequest};
+use crate::cli::{CheckArgs, Cli, Command, Config, EvalArgs, FormArg, Format, LayoutArg};
 use crate::diff::{self, Layout};
-use crate::error::{Error, ExprError, Span};
+use crate::error::Error;
 use crate::eval::{self, Env};
-use crate::graph::{FUNCTION_NAMES, Graph, Id, Symbol};
+use crate::graph::{Graph, Id, Symbol};
 use crate::numeric;
-use crate::parse::{self, Parsed};
+pub use crate::pipeline::{folded, kind_notes, parse_text, variable};
 use crate::print;
 use crate::shape::{DimNames, Shape};
 use clap::Parser;
@@ -227,81 +228,12 @@ pub fn answer(command: &Command, config: &Config, text: &str) -> Result<Answer, 
         Command::Simplify(_) => simplify(config, text),
         Command::Shape(_) => shape(config, text),
         Command::Eval(a) => evaluate(a, config, text),
-        Command::Check(a) => crate::check::check(a, config, text),
+        Command::Check(a) => check(a, config, text),
         Command::Completions(_) | Command::Man(_) => Err(Error::Usage(format!(
             "`{}` takes no expression",
             command.name()
         ))),
     }
-}
-
-/// Parses `text` into a fresh graph; errors carry the text for the caret.
-pub fn parse_text(g: &mut Graph, config: &Config, text: &str) -> Result<Parsed, Error> {
-    let parsed = parse::parse(text, g, &config.kinds).map_err(|e| Error::in_expr(e, text))?;
-    // Every command checks `--dim` against the expression, whether it computes or not.
-    numeric::apply_dims(g, &mut Env::default(), &config.dims)?;
-    Ok(parsed)
-}
-
-/// Notes on the kinds that names have by default where they make the expression
-/// broadcast a scalar (`x - mu`): the user may have meant a vector.
-pub fn kind_notes(parsed: &Parsed) -> Vec<String> {
-    parsed
-        .broadcast_by_default
-        .iter()
-        .map(|(name, kind)| {
-            format!(
-                "{name} is a scalar because it is a Greek letter's name, and is broadcast to every entry here; --{} {name} makes it a {}",
-                kind.word(),
-                kind.word()
-            )
-        })
-        .collect()
-}
-
-/// Resolves `--wrt` to a symbol of the expression.
-pub fn variable(g: &Graph, parsed: &Parsed, text: &str, wrt: &str) -> Result<Symbol, Error> {
-    let wrt = wrt.trim();
-    if wrt.is_empty() {
-        return Err(Error::Usage(
-            "--wrt is empty: name the variable to differentiate by, as in --wrt x".to_string(),
-        ));
-    }
-    if wrt.contains(',') {
-        return Err(Error::Usage(format!(
-            "--wrt `{wrt}` lists several variables: `diff` and `hess` take a list, `check` one variable at a time"
-        )));
-    }
-    let is_name = wrt.starts_with(|c: char| c.is_ascii_alphabetic())
-        && wrt.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !is_name {
-        return Err(Error::Usage(format!(
-            "--wrt `{wrt}` must name a symbol of the expression, not an expression"
-        )));
-    }
-    if FUNCTION_NAMES.iter().any(|(n, _)| *n == wrt) || parse::RESERVED.contains(&wrt) {
-        return Err(Error::Usage(format!(
-            "--wrt `{wrt}` is a reserved name, not a symbol"
-        )));
-    }
-    if let Some((_, span)) = parsed.bindings.iter().find(|(n, _)| n == wrt) {
-        return Err(Error::in_expr(
-            ExprError::new(
-                format!("the where binding `{wrt}` shadows the variable {wrt}: rename the binding"),
-                *span,
-            ),
-            text,
-        ));
-    }
-    Ok(match g.lookup(wrt) {
-        Some(s) => s,
-        None => {
-            return Err(Error::Usage(format!(
-                "--wrt `{wrt}` is not a symbol of the expression{}",
-                parse::symbol_hint(g, wrt)
-            )));
-        }
-    })
 }
 
 /// What `diff` or `hess` is asked for.
@@ -335,7 +267,7 @@ fn wrt_names(wrt: &str) -> Result<Vec<&str>, Error> {
 fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, Error> {
     let hessian = a.hessian;
     let mut g = Graph::new();
-    let parsed = parse_text(&mut g, config, text)?;
+    let parsed = parse_text(&mut g, &config.decls, text)?;
     let mut answer = Answer::default();
     answer.notes.extend(kind_notes(&parsed));
     let names = wrt_names(a.wrt)?;
@@ -665,7 +597,7 @@ fn differential_equation(g: &Graph, f: &Typed, d: Id, hessian: bool, latex: bool
 
 fn simplify(config: &Config, text: &str) -> Result<Answer, Error> {
     let mut g = Graph::new();
-    let parsed = parse_text(&mut g, config, text)?;
+    let parsed = parse_text(&mut g, &config.decls, text)?;
     let s = g.simplify(parsed.root, true);
     folded(&g, text)?;
     if config.format.is_code() {
@@ -692,18 +624,6 @@ fn simplify(config: &Config, text: &str) -> Result<Answer, Error> {
         }),
         ..Answer::default()
     })
-}
-
-/// An error, under the whole expression, when folding its constants went wrong (a
-/// number overflowed or was divided by zero), so that no `inf` or NaN is printed.
-pub fn folded(g: &Graph, text: &str) -> Result<(), Error> {
-    match g.folding_problem() {
-        Some(problem) => Err(Error::in_expr(
-            ExprError::new(problem, Span::new(0, text.len())),
-            text,
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Prints an expression in the chosen format: one line, or with `--standalone` a
@@ -736,23 +656,23 @@ fn render(
 
 /// A shape for JSON: `["n", 1]`, symbolic sizes named as `jacob shape` names them.
 pub(crate) fn shape_json(g: &Graph, s: Shape) -> serde_json::Value {
-    let mut names = DimNames::default();
-    for (_, info) in g.symbols() {
-        names.shape(&g.dims, info.shape);
-    }
-    let mut size = |d| {
-        let name = names.name(&g.dims, d);
+    size_json(&crate::pipeline::shape_names(g, s))
+}
+
+/// Sizes for JSON: a number where the size is one, else its name.
+fn size_json(sizes: &[String; 2]) -> serde_json::Value {
+    let size = |name: &String| {
         name.parse::<u64>()
             .map_or_else(|_| json!(name), |n| json!(n))
     };
-    json!([size(s.rows), size(s.cols)])
+    json!([size(&sizes[0]), size(&sizes[1])])
 }
 
 fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
     let mut g = Graph::new();
-    let parsed = parse_text(&mut g, config, text)?;
+    let parsed = parse_text(&mut g, &config.decls, text)?;
     let mut env = Env::default();
-    numeric::apply_dims(&g, &mut env, &config.dims)?;
+    numeric::apply_dims(&g, &mut env, &config.decls.dims)?;
     let mut names = DimNames::default();
     // Each size as a number where `--dim` fixes it, else by name.
     let show = |s: Shape, names: &mut DimNames| -> [serde_json::Value; 2] {
@@ -803,7 +723,7 @@ fn shape(config: &Config, text: &str) -> Result<Answer, Error> {
 
 fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> {
     let mut g = Graph::new();
-    let parsed = parse_text(&mut g, config, text)?;
+    let parsed = parse_text(&mut g, &config.decls, text)?;
     let mut env = Env::default();
     let mut notes = kind_notes(&parsed);
     for s in &a.set {
@@ -820,7 +740,7 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
         }
         numeric::set_value(&g, &mut env, name.trim(), value)?;
     }
-    numeric::apply_dims(&g, &mut env, &config.dims)?;
+    numeric::apply_dims(&g, &mut env, &config.decls.dims)?;
     let mut rng = fastrand::Rng::with_seed(config.seed);
     let missing: Vec<Symbol> = g
         .symbols()
@@ -917,5 +837,169 @@ fn manual(of: Option<&str>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i
             let _ = writeln!(stderr, "error: cannot write the manual page: {e}");
             2
         }
+    }
+}
+
+/// `jacob check`: the library's check, as text or JSON.
+pub(crate) fn check(a: &CheckArgs, config: &Config, text: &str) -> Result<Answer, Error> {
+    let req = CheckRequest {
+        text,
+        decls: &config.decls,
+        wrt: &a.wrt,
+        layout: a.layout.into(),
+        differential: a.form == FormArg::Differential,
+        claim: a.claim.as_deref(),
+        points: a.points,
+        tol: a.tol,
+        seed: config.seed,
+    };
+    let report = crate::check::check(&req)?;
+    let out = match config.format {
+        Format::Json => check_json(a, text, &report),
+        _ => check_text(&report),
+    };
+    Ok(Answer {
+        out,
+        notes: report.notes,
+        disagrees: !report.agrees,
+    })
+}
+
+/// A check report as one JSON object.
+fn check_json(a: &CheckArgs, text: &str, r: &CheckReport) -> String {
+    let mut j = json!({
+        "command": "check",
+        "input": text,
+        "wrt": a.wrt.trim(),
+        "layout": r.layout.name(),
+    });
+    match (&r.wrong_shape, &r.derivative) {
+        (why, None) | (why @ Some(_), _) => {
+            j["claim"] = json!(r.checked);
+            j["result"] = json!("disagrees");
+            j["agrees"] = json!(false);
+            j["reason"] = json!(why);
+            j["jacob_derivative"] = json!(r.own);
+            j["points"] = json!([]);
+        }
+        (None, Some(d)) => {
+            let points: Vec<serde_json::Value> = r
+                .points
+                .iter()
+                .map(|p| {
+                    let sizes: serde_json::Map<String, serde_json::Value> =
+                        p.sizes.iter().map(|(n, s)| (n.clone(), json!(s))).collect();
+                    let mut o = json!({
+                        "max_abs_error": finite_or_null(p.abs),
+                        "max_rel_error": finite_or_null(p.rel),
+                        "agrees": p.agrees,
+                        "sizes": sizes,
+                    });
+                    if let Some(e) = &p.error {
+                        o["error"] = json!(e);
+                    }
+                    o
+                })
+                .collect();
+            j["form"] = json!(if r.differential {
+                "differential"
+            } else {
+                "jacobian"
+            });
+            j["derivative"] = json!(d.text);
+            j["result"] = json!(if r.agrees { "agrees" } else { "disagrees" });
+            j["latex"] = json!(d.latex);
+            j["shape"] = size_json(&d.shape);
+            j["claim"] = json!(a.claim.as_deref().map(str::trim));
+            j["jacob_derivative"] = json!(r.own);
+            j["agrees"] = json!(r.agrees);
+            j["points"] = json!(points);
+        }
+    }
+    if !r.agrees_in_layouts.is_empty() {
+        j["agrees_in_layouts"] = json!(r.agrees_in_layouts);
+    }
+    format!("{j}\n")
+}
+
+/// A check report as a line per point and a verdict.
+fn check_text(r: &CheckReport) -> String {
+    if let Some(why) = &r.wrong_shape {
+        return format!("disagrees: {} has the wrong shape: {why}\n", r.checked);
+    }
+    let mut out = String::new();
+    for (i, p) in r.points.iter().enumerate() {
+        let sizes = if p.sizes.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = p.sizes.iter().map(|(n, s)| format!("{n}={s}")).collect();
+            format!(" (sizes {})", list.join(", "))
+        };
+        match &p.error {
+            Some(e) => out.push_str(&format!(
+                "point {}: the derivative cannot be evaluated: {e}{sizes}\n",
+                i + 1
+            )),
+            None => out.push_str(&format!(
+                "point {}: max abs error {}, max rel error {}{sizes}{}\n",
+                i + 1,
+                fmt_err(p.abs),
+                fmt_err(p.rel),
+                if p.agrees { "" } else { " — differs" }
+            )),
+        }
+    }
+    let n = r.points.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let form = if r.differential {
+        "differential".to_string()
+    } else {
+        format!("{} layout", r.layout.name())
+    };
+    let checked = &r.checked;
+    if r.agrees {
+        out.push_str(&format!(
+            "agrees: {checked} matches finite differences at {n} point{plural} ({form})\n"
+        ));
+    } else {
+        let bad = r.points.iter().filter(|p| !p.agrees).count();
+        let worst = r
+            .points
+            .iter()
+            .filter(|p| !p.agrees)
+            .map(|p| p.abs)
+            .fold(0.0f64, f64::max);
+        let worst = if worst.is_finite() {
+            format!("worst abs error {}", fmt_err(worst))
+        } else {
+            "the derivative cannot be evaluated where the expression can".into()
+        };
+        out.push_str(&format!(
+            "disagrees: {checked} differs from finite differences at {bad} of {n} point{plural} ({worst}; {form})\n"
+        ));
+    }
+    out
+}
+
+fn finite_or_null(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+/// `2.1e-10`, `0.82`, `0`.
+fn fmt_err(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if !v.is_finite() {
+        "∞".into()
+    } else if (1e-3..1e4).contains(&v) {
+        let s = format!("{v:.3}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{v:.1e}")
     }
 }
