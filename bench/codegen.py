@@ -332,7 +332,9 @@ def run_case(jacob, name, build, wrt, kind, depth, size, repeat, tmpdir):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument(
         "--jacob",
         default=os.path.join(REPO, "target", "release", "jacob"),

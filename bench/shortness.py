@@ -26,6 +26,9 @@ def jacob(args):
 
 
 def main():
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        return 0
     rows = []
     failures = 0
     for line in open("bench/shortness.tsv"):

@@ -291,10 +291,37 @@ pub fn module(g: &Graph, m: &Module) -> Result<String, CodegenError> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // A gradient by a vector comes back in the shape its argument came in: 1-D for
+        // a 1-D array, so that `w - lr * grad_w` does not broadcast to a matrix.
+        let gradient = m.kind == Derivatives::First && g.is_scalar(m.value);
+        let column = |d: Id| g.dims.find(g.shape(d).cols) == Dim::One;
+        let given: Vec<&str> = params
+            .iter()
+            .filter(|p| {
+                gradient
+                    && p.kind == Kind::Vector
+                    && m.derivatives
+                        .iter()
+                        .any(|&(v, d)| v == p.symbol && column(d))
+            })
+            .map(|p| p.name.as_str())
+            .collect();
+        for name in &given {
+            let _ = writeln!(s, "    _{name}_shape = {np}.shape({name})");
+        }
         for line in prologue.iter().chain(&shared_body) {
             let _ = writeln!(s, "    {line}");
         }
-        let ds: Vec<&str> = outputs[1..].iter().map(|(n, _)| n.as_str()).collect();
+        let ds: Vec<String> = outputs[1..]
+            .iter()
+            .zip(&m.derivatives)
+            .map(
+                |((n, _), (v, _))| match given.iter().find(|g| **g == names[v]) {
+                    Some(name) => format!("{np}.reshape({n}, _{name}_shape)"),
+                    None => n.clone(),
+                },
+            )
+            .collect();
         let tuple = if ds.len() == 1 {
             format!("({},)", ds[0])
         } else {
@@ -419,7 +446,7 @@ fn docstring(g: &Graph, m: &Module, params: &[Param]) -> String {
         env!("CARGO_PKG_VERSION"),
         m.text.trim()
     );
-    s.push_str("Arguments (a vector is a column of shape (n, 1); a 1-D array is taken as one):\n");
+    s.push_str("Arguments (a vector is a column of shape (n, 1); a 1-D array is taken as one,\nand a gradient by it comes back 1-D):\n");
     for p in params {
         let info = g.symbol(p.symbol);
         let renamed = if p.name != info.name {
@@ -433,7 +460,16 @@ fn docstring(g: &Graph, m: &Module, params: &[Param]) -> String {
         };
         let _ = writeln!(s, "    {}: {kind}{}{renamed}", p.name, shape_of(info.shape));
     }
-    let _ = writeln!(s, "\nvalue(...) returns f, {}.", shape_of(g.shape(m.typed)));
+    // JAX returns a scalar as a 0-d array (float(...) makes it a Python float).
+    let returned = |shape: String| match m.target {
+        Target::Jax if shape == "a float" => "a 0-d array".to_string(),
+        _ => shape,
+    };
+    let _ = writeln!(
+        s,
+        "\nvalue(...) returns f, {}.",
+        returned(shape_of(g.shape(m.typed)))
+    );
     if m.kind != Derivatives::None {
         let _ = writeln!(
             s,
@@ -454,7 +490,7 @@ fn docstring(g: &Graph, m: &Module, params: &[Param]) -> String {
                 s,
                 "    {}: {what}, {}",
                 output_name(m.kind, g.is_scalar(m.value), name),
-                shape_of(g.shape(d))
+                returned(shape_of(g.shape(d)))
             );
         }
         let _ = writeln!(

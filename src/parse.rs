@@ -1599,6 +1599,22 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> ExprError {
         );
     }
     match f {
+        // NumPy's `x.T`.
+        "." if after[1..].starts_with('T')
+            && !after[2..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            let base = k.checked_sub(1).and_then(|j| operand_before(src, &toks, j));
+            ExprError::new(
+                match base {
+                    Some(b) => {
+                        format!("`.T` is NumPy's transpose; jacob's is a postfix `'`: write `{b}'`")
+                    }
+                    None => "`.T` is NumPy's transpose; jacob's is a postfix `'`, as in `x'`"
+                        .to_string(),
+                },
+                Span::new(toks[k].start, toks[k].start + 2),
+            )
+        }
         "." => {
             let transpose = if after[1..].trim_start().starts_with('\'') {
                 "; a transpose is `'` alone"

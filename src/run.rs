@@ -497,6 +497,35 @@ fn derivative_op(g: &Graph, var: Symbol, hessian: bool, of: &str) -> String {
     }
 }
 
+/// What the statement of a derivative says after it: its layout (`note`) and the
+/// matrices declared symmetric in the expression, as text (`mixed layout, A symmetric`)
+/// and as LaTeX (`\text{(mixed layout, }\mathbf{A}\text{ symmetric)}`).
+fn assumptions(g: &Graph, note: &str) -> (String, String) {
+    let symmetric: Vec<Symbol> = g
+        .symbols()
+        .filter(|(_, info)| info.kind == crate::graph::Kind::Symmetric)
+        .map(|(s, _)| s)
+        .collect();
+    if symmetric.is_empty() {
+        return (note.to_string(), format!(r"\text{{({note})}}"));
+    }
+    let text: Vec<&str> = symmetric
+        .iter()
+        .map(|&s| g.symbol(s).name.as_str())
+        .collect();
+    let latex: Vec<String> = symmetric
+        .iter()
+        .map(|&s| crate::latex::symbol(g, s))
+        .collect();
+    (
+        format!("{note}, {} symmetric", text.join(", ")),
+        format!(
+            r"\text{{({note}, }}{}\text{{ symmetric)}}",
+            latex.join(r"\text{, }")
+        ),
+    )
+}
+
 /// The rows of `--equation --standalone`: `∂/∂x (f) = …` on one row when the input is
 /// short, else `f = …` (the input, as typed, broken like any row) and then `∂f/∂x = …`.
 fn equation_rows(
@@ -507,7 +536,10 @@ fn equation_rows(
     layout: Layout,
     hessian: bool,
 ) -> Vec<String> {
-    let tail = format!(r" \quad \text{{({} layout)}}", layout.name());
+    let tail = format!(
+        r" \quad {}",
+        assumptions(g, &format!("{} layout", layout.name())).1
+    );
     let input = crate::latex::latex(g, f.root);
     let short = crate::latex::width(&input) <= 20.0 && !input.contains(r"\begin");
     let items = if short {
@@ -557,7 +589,7 @@ fn equation(
 ) -> String {
     let v = g.symbol(var);
     let vector = !g.dims.is_scalar(v.shape);
-    let note = format!("{} layout", layout.name());
+    let (note, latex_note) = assumptions(g, &format!("{} layout", layout.name()));
     if !latex {
         let lhs = match (hessian, vector) {
             (false, _) => format!("∂({})/∂{}", f.text, v.name),
@@ -568,7 +600,7 @@ fn equation(
     }
     let op = derivative_op(g, var, hessian, "");
     let lhs = format!(r"{op}\left({}\right)", crate::latex::latex(g, f.root));
-    crate::latex::statement(g, d, &lhs, &format!(r" \quad \text{{({note})}}"))
+    crate::latex::statement(g, d, &lhs, &format!(r" \quad {latex_note}"))
 }
 
 /// The statement of a differential, `d(f) = …` (for a Hessian, `d(∇f) = …`).

@@ -85,6 +85,8 @@ fn other_spellings_get_jacobs_and_the_suggestion_works() {
         ("dot(x, A*y)", "x", "x'*(A*y)"),
         ("x^T*A*x", "x", "x'"),
         ("(A*x)^T*y", "x", "(A*x)'"),
+        ("x.T*A*x", "x", "x'"),
+        ("(A*x).T*y", "x", "(A*x)'"),
         ("x**2", "x", "x.^2"),
         ("sum(x**3)", "x", "x.^3"),
     ];
@@ -139,6 +141,8 @@ fn fix(bad: &str, good: &str) -> String {
         ("dot(x, A*y)", "x'*(A*y)"),
         ("x^T", "x'"),
         ("(A*x)^T", "(A*x)'"),
+        ("x.T", "x'"),
+        ("(A*x).T", "(A*x)'"),
         ("x**2", "x.^2"),
         ("x**3", "x.^3"),
     ];

@@ -318,7 +318,7 @@ fn python_names_that_clash_are_renamed() {
         "{out}"
     );
     assert!(
-        out.contains("return value, (grad_lambda_, grad_np_)"),
+        out.contains("return value, (grad_lambda_, np.reshape(grad_np_, _np__shape))"),
         "{out}"
     );
 }
@@ -379,4 +379,54 @@ fn modules_compute_shared_work_once() {
     assert_eq!(body.matches("jnp.tanh(").count(), 1, "{body}");
     assert!(out.contains("@jax.jit"), "{out}");
     assert!(Path::new("tests/codegen/check.py").is_file());
+}
+
+#[test]
+fn a_gradient_by_a_1d_vector_comes_back_1d() {
+    let python = match python() {
+        Ok(p) => p,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but the generated Python cannot run: {why}")
+        }
+        Err(why) => {
+            let _ = writeln!(std::io::stderr(), "note: skipping: {why}");
+            return;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("jacob-codegen-1d-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let expr = "sum(log(1 + exp(-y.*(X*w))))";
+    for target in ["numpy", "jax"] {
+        let module = output(
+            "diff",
+            expr,
+            &["--wrt".into(), "w,X".into()],
+            &["--format", target],
+        );
+        let path = dir.join(format!("logistic_{target}.py"));
+        std::fs::write(&path, module).expect("write module");
+        let script = format!(
+            "import importlib.util, numpy as np\n\
+             spec = importlib.util.spec_from_file_location('m', {path:?})\n\
+             m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
+             rng = np.random.default_rng(0)\n\
+             w, X, y = rng.normal(size=4), rng.normal(size=(5, 4)), rng.normal(size=5)\n\
+             _, (gw, gX) = m.value_and_grad(w, X, y)\n\
+             _, (gc, _) = m.value_and_grad(w.reshape(-1, 1), X, y)\n\
+             print(np.shape(gw), np.shape(gX), np.shape(gc))\n",
+            path = path.display().to_string()
+        );
+        let out = Command::new(&python)
+            .args(["-c", &script])
+            .output()
+            .expect("python runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.trim(), "(4,) (5, 4) (4, 1)", "{target}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
