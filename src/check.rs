@@ -569,7 +569,7 @@ fn eval_one(g: &Graph, root: Id, env: &Env) -> Result<Result<DMatrix<f64>, Strin
         Ok(mut v) => match v.pop() {
             Some(m) if m.iter().all(|x| x.is_finite()) => Ok(Ok(m)),
             Some(_) => Ok(Err("a value is not a finite number".into())),
-            None => Err(Error::Io("nothing was evaluated".into())),
+            None => Err(Error::Internal("nothing was evaluated".into())),
         },
         Err(e) if redrawable(&e) => Ok(Err(e.to_string())),
         Err(e) => Err(numeric::explain(g, e)),
@@ -598,7 +598,7 @@ impl Problem<'_> {
             .values
             .get(&self.var)
             .cloned()
-            .ok_or_else(|| Error::Io("the variable has no value".into()))?;
+            .ok_or_else(|| Error::Internal("the variable has no value".into()))?;
         let (vr, vc) = v0.shape();
         let nv = vr * vc;
         let nf = f0.len();
@@ -784,7 +784,7 @@ impl Problem<'_> {
                     return Ok(Err(format!("{why} (next to the point)")));
                 }
                 _ => {
-                    return Err(Error::Io(
+                    return Err(Error::Internal(
                         "the expression changed shape under a small change".into(),
                     ));
                 }
@@ -792,7 +792,7 @@ impl Problem<'_> {
             let nf = plus.len();
             let jn = jn.get_or_insert_with(|| DMatrix::zeros(nf, directions.len()));
             if jn.nrows() != nf {
-                return Err(Error::Io(
+                return Err(Error::Internal(
                     "the expression changed shape under a small change".into(),
                 ));
             }

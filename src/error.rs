@@ -66,6 +66,9 @@ pub enum Error {
     /// Reading standard input or writing output failed.
     #[error("{0}")]
     Io(String),
+    /// An invariant of jacob's own failed: a bug to report, not a problem with the input.
+    #[error("internal error: {0} (a bug in jacob; please report it with the command)")]
+    Internal(String),
 }
 
 impl Error {
@@ -80,6 +83,21 @@ impl Error {
     /// The process exit code for this error (SPEC §4): always 2, the input could not be used.
     pub fn exit_code(&self) -> i32 {
         2
+    }
+
+    /// What kind of error this is, as a stable name for programs (JSON, a web page):
+    /// `expression` (syntax, names, shapes: it has a span), `usage`, `unsupported`,
+    /// `eval`, `value`, `io` or `internal`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InExpr { .. } => "expression",
+            Error::Usage(_) => "usage",
+            Error::Unsupported(_) => "unsupported",
+            Error::Eval(_) => "eval",
+            Error::Value(_) => "value",
+            Error::Io(_) => "io",
+            Error::Internal(_) => "internal",
+        }
     }
 }
 

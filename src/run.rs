@@ -79,7 +79,13 @@ where
             Err(e) => {
                 let _ = writeln!(stderr, "error: {}", shown(&e.to_string()));
                 if config.format == Format::Json {
-                    let j = json_error(cli.command.name(), &common.expr, &e.to_string(), None);
+                    let j = json_error(
+                        cli.command.name(),
+                        &common.expr,
+                        &e.to_string(),
+                        Some(&e),
+                        None,
+                    );
                     let _ = writeln!(stdout, "{j}");
                 }
                 e.exit_code()
@@ -112,7 +118,7 @@ where
             if config.format == Format::Json {
                 let input = String::from_utf8_lossy(&buf);
                 let input = input.trim_end_matches(['\n', '\r']);
-                let j = json_error(cli.command.name(), input, message, Some(line_no));
+                let j = json_error(cli.command.name(), input, message, None, Some(line_no));
                 let _ = writeln!(stdout, "{j}");
             }
             failed = true;
@@ -140,7 +146,13 @@ where
             Err(e) => {
                 let _ = writeln!(stderr, "error: line {line_no}: {}", shown(&e.to_string()));
                 if config.format == Format::Json {
-                    let j = json_error(cli.command.name(), line, &e.to_string(), Some(line_no));
+                    let j = json_error(
+                        cli.command.name(),
+                        line,
+                        &e.to_string(),
+                        Some(&e),
+                        Some(line_no),
+                    );
                     let _ = writeln!(stdout, "{j}");
                 }
                 failed = true;
@@ -179,8 +191,23 @@ fn labelled(command: &Command, config: &Config, line_no: usize, out: &str) -> St
 /// program reading `--format json` output keeps one object per input:
 /// `{"command": …, "input": …, "error": …, "line": …}` (the whole message, caret lines
 /// included).
-fn json_error(command: &str, input: &str, message: &str, line: Option<usize>) -> serde_json::Value {
+/// With the error itself, also its `kind` and, for an error in the expression, the
+/// sentence alone (`message`) and the byte range it points at (`span`).
+fn json_error(
+    command: &str,
+    input: &str,
+    message: &str,
+    error: Option<&Error>,
+    line: Option<usize>,
+) -> serde_json::Value {
     let mut j = json!({"command": command, "input": input, "error": message});
+    if let Some(e) = error {
+        j["kind"] = json!(e.kind());
+        if let Error::InExpr { error, .. } = e {
+            j["message"] = json!(error.message);
+            j["span"] = json!([error.span.start, error.span.end]);
+        }
+    }
     if let Some(n) = line {
         j["line"] = json!(n);
     }
@@ -418,7 +445,7 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     answer.out = match config.format {
         Format::Json => {
             let mut j: serde_json::Value = serde_json::from_str(&out)
-                .map_err(|e| Error::Io(format!("cannot build the JSON answer: {e}")))?;
+                .map_err(|e| Error::Internal(format!("cannot build the JSON answer: {e}")))?;
             j["steps"] = json!(steps.render(&g, false));
             j["steps_latex"] = json!(steps.render(&g, true));
             format!("{j}\n")
@@ -805,7 +832,7 @@ fn evaluate(a: &EvalArgs, config: &Config, text: &str) -> Result<Answer, Error> 
     let value = eval::eval(&g, &[root], &env)
         .map_err(|e| numeric::explain(&g, e))?
         .pop()
-        .ok_or_else(|| Error::Io("nothing was evaluated".into()))?;
+        .ok_or_else(|| Error::Internal("nothing was evaluated".into()))?;
     let out = match config.format {
         Format::Json => format!(
             "{}\n",

@@ -209,7 +209,18 @@ fn error_objects_name_their_command() {
         assert_eq!(code, 2);
         assert_eq!(v["command"], command[0], "{v}");
         assert!(v["error"].as_str().is_some_and(|e| e.contains('^')), "{v}");
+        // Structured: the kind, the sentence alone and the byte range it points at.
+        assert_eq!(v["kind"], "expression", "{v}");
+        assert_eq!(
+            v["message"], "the expression ends too early: an operand is missing",
+            "{v}"
+        );
+        assert_eq!(v["span"], serde_json::json!([2, 3]), "{v}");
     }
+    let (code, v) = json(&["diff", "x'*x", "--wrt", "z"]);
+    assert_eq!(code, 2);
+    assert_eq!(v["kind"], "usage", "{v}");
+    assert!(v.get("span").is_none(), "{v}");
 }
 
 #[test]
