@@ -41,7 +41,9 @@ pub use check::{CheckReport, CheckRequest, Checked, PointResult, check};
 #[doc(hidden)]
 pub use cli::{Cli, Command, Config, Format};
 pub use codegen::{CodegenError, Derivatives, Module, Target, module};
-pub use diff::{DiffError, Layout, derivative, gradient, hessian, jacobian, tangent};
+pub use diff::{
+    DiffError, Layout, derivative, differential_form, gradient, hessian, jacobian, tangent,
+};
 pub use error::{Error, ExprError, Span};
 pub use eval::{Env, EvalError, eval, kink_distance};
 pub use explain::{Explanation, explain};

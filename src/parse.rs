@@ -82,27 +82,183 @@ pub fn parse(
     decls: &HashMap<String, Kind>,
 ) -> Result<Parsed, ExprError> {
     let depth = pre_scan(src)?;
-    // pest's parser and the builder recurse once per level of parentheses: where the
-    // stack left (1 MiB in WebAssembly, say) could run out, they run on a heap-allocated
-    // stack of the size the depth needs.
-    let need = STACK_BASE + depth * STACK_PER_LEVEL;
-    stacker::maybe_grow(need, need, || parse_checked(src, graph, decls))
+    // pest's parser and the builder recurse once per level of parentheses. Deep input
+    // without `where` is read a slice of CHUNK_DEPTH levels at a time (see `chunks`), so
+    // the recursion stays shallow on any stack, WebAssembly's included; input with
+    // `where` (whose names reach into nested parentheses) is read whole, on a
+    // heap-allocated stack of the size its depth needs where the stack left could run out.
+    let groups = if depth > CHUNK_DEPTH && !has_where(src) {
+        chunks(src)
+    } else {
+        Vec::new()
+    };
+    // A placeholder must not run into the text after it (`(x)y` would read as one
+    // name): such input, an error anyway, is read whole.
+    let bytes = src.as_bytes();
+    let clear = |g: &Group| {
+        g.call
+            || bytes[g.close + 1..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_none_or(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'(')))
+    };
+    let groups = if groups.iter().all(clear) {
+        groups
+    } else {
+        Vec::new()
+    };
+    let levels = if groups.is_empty() {
+        depth
+    } else {
+        CHUNK_DEPTH
+    };
+    let need = STACK_BASE + levels * STACK_PER_LEVEL;
+    stacker::maybe_grow(need, need, || parse_checked(src, graph, decls, &groups))
 }
 
-/// [`parse`] of text that passed [`pre_scan`].
+/// The deepest nesting of parentheses pest reads in one go; deeper parts are read
+/// first, on their own, and stand in their parent as placeholders.
+const CHUNK_DEPTH: usize = 48;
+
+/// True when `src` uses the keyword `where`.
+fn has_where(src: &str) -> bool {
+    tokens(src)
+        .iter()
+        .any(|t| t.kind == Tok::Name && &src[t.start..t.end] == "where")
+}
+
+/// A pair of parentheses: `(` at `open`, `)` at `close`, the arguments of a call when
+/// `call`.
+#[derive(Clone, Copy)]
+struct Group {
+    open: usize,
+    close: usize,
+    call: bool,
+}
+
+/// The groups of parentheses every CHUNK_DEPTH levels, innermost first (in the order
+/// they close). `src` passed [`pre_scan`]: ASCII, balanced.
+fn chunks(src: &str) -> Vec<Group> {
+    let bytes = src.as_bytes();
+    let mut open: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'(' => open.push(i),
+            b')' => {
+                let Some(o) = open.pop() else { continue };
+                let depth = open.len() + 1;
+                if depth.is_multiple_of(CHUNK_DEPTH) {
+                    out.push(Group {
+                        open: o,
+                        close: i,
+                        call: follows_name(bytes, o),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// True when the `(` at `open` follows a name (spaces between allowed): a call.
+fn follows_name(bytes: &[u8], open: usize) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut end = open;
+    while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && word(bytes[start - 1]) {
+        start -= 1;
+    }
+    start < end && bytes[start].is_ascii_alphabetic()
+}
+
+/// A group's inside alone, for pest: blanks before it, its deeper parts already
+/// replaced in `masked` by placeholders of the same length (so that every place in an
+/// error is the place in the text), and nothing after it.
+fn chunk_text(masked: &[u8], g: &Group) -> String {
+    let mut text = masked[..g.close].to_vec();
+    text[..g.open + 1].fill(b' ');
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// The syntax of deep input, checked before anything is built, so that the error
+/// reported is the first in the text, as when the text is read whole, and never an
+/// error of a deeper part found first.
+fn check_syntax(src: &str, groups: &[Group]) -> Result<(), ExprError> {
+    let at = |e: &pest::error::Error<Rule>| match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((p, _)) => p,
+    };
+    let mut first: Option<pest::error::Error<Rule>> = None;
+    let mut keep = |e: pest::error::Error<Rule>| {
+        if first.as_ref().is_none_or(|f| at(&e) < at(f)) {
+            first = Some(e);
+        }
+    };
+    let mut masked = src.as_bytes().to_vec();
+    for g in groups {
+        let text = chunk_text(&masked, g);
+        let rule = if g.call { Rule::arguments } else { Rule::input };
+        let read: Vec<(usize, usize)> = match Grammar::parse(rule, &text) {
+            Ok(mut pairs) if g.call => pairs
+                .next()
+                .map(Pair::into_inner)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.as_rule() == Rule::expr)
+                .map(|p| (p.as_span().start(), p.as_span().end()))
+                .collect(),
+            Ok(_) => vec![(g.open, g.close + 1)],
+            Err(e) => {
+                keep(e);
+                // Read on as if the group were fine: its inside as one placeholder.
+                let inside = &text.as_bytes()[g.open + 1..];
+                let lead = inside
+                    .iter()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+                let trail = inside
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+                match g.call {
+                    true if lead < inside.len() => {
+                        vec![(g.open + 1 + lead, g.close - trail)]
+                    }
+                    true => Vec::new(),
+                    false => vec![(g.open, g.close + 1)],
+                }
+            }
+        };
+        for (a, b) in read {
+            masked[a..b].fill(b'Z');
+        }
+    }
+    let text = String::from_utf8(masked).unwrap_or_default();
+    if let Err(e) = Grammar::parse(Rule::input, &text) {
+        keep(e);
+    }
+    match first {
+        Some(e) => Err(syntax_error(src, e)),
+        None => Ok(()),
+    }
+}
+
+/// [`parse`] of text that passed [`pre_scan`], the deep `groups` first.
 fn parse_checked(
     src: &str,
     graph: &mut Graph,
     decls: &HashMap<String, Kind>,
+    groups: &[Group],
 ) -> Result<Parsed, ExprError> {
-    let mut pairs = Grammar::parse(Rule::input, src).map_err(|e| syntax_error(src, e))?;
-    let input = pairs
-        .next()
-        .ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
-    let expr = input
-        .into_inner()
-        .next()
-        .ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
+    if !groups.is_empty() {
+        check_syntax(src, groups)?;
+    }
     let mut builder = Builder {
         src,
         graph,
@@ -111,7 +267,50 @@ fn parse_checked(
         pending: Vec::new(),
         bindings: Vec::new(),
         broadcast_by_default: Vec::new(),
+        placeholders: HashMap::new(),
     };
+    // What has been read, as (start, end) of text that stands for a built node.
+    let mut read: Vec<(usize, usize)> = Vec::new();
+    let mut masked = src.as_bytes().to_vec();
+    for g in groups {
+        let text = chunk_text(&masked, g);
+        let to = g.close;
+        let before = read.len();
+        if g.call {
+            let mut pairs =
+                Grammar::parse(Rule::arguments, &text).map_err(|e| syntax_error(src, e))?;
+            let args = pairs.next().map(Pair::into_inner).into_iter().flatten();
+            for arg in args.filter(|p| p.as_rule() == Rule::expr) {
+                let span = span_of(&arg);
+                let id = builder.expr(arg)?;
+                builder.placeholders.insert(span.start, id);
+                read.push((span.start, span.end));
+            }
+        } else {
+            let mut pairs = Grammar::parse(Rule::input, &text).map_err(|e| syntax_error(src, e))?;
+            let expr = pairs
+                .next()
+                .and_then(|input| input.into_inner().next())
+                .ok_or_else(|| {
+                    ExprError::new("expected an operand before `)`", Span::new(to, to + 1))
+                })?;
+            let id = builder.expr(expr)?;
+            builder.placeholders.insert(g.open, id);
+            read.push((g.open, g.close + 1));
+        }
+        for &(a, b) in &read[before..] {
+            masked[a..b].fill(b'Z');
+        }
+    }
+    let text = String::from_utf8(masked).unwrap_or_default();
+    let mut pairs = Grammar::parse(Rule::input, &text).map_err(|e| syntax_error(src, e))?;
+    let input = pairs
+        .next()
+        .ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
+    let expr = input
+        .into_inner()
+        .next()
+        .ok_or_else(|| ExprError::new("the expression is empty", Span::default()))?;
     let root = builder.expr(expr)?;
     let bindings = builder.bindings;
     let broadcast_by_default = builder.broadcast_by_default;
@@ -143,6 +342,8 @@ struct Builder<'a> {
     pending: Vec<String>,
     bindings: Vec<(String, Span)>,
     broadcast_by_default: Vec<(String, Kind)>,
+    /// Deep parts read already, by where they start: the text there is a placeholder.
+    placeholders: HashMap<usize, Id>,
 }
 
 fn span_of(pair: &Pair<Rule>) -> Span {
@@ -698,7 +899,10 @@ impl<'a> Builder<'a> {
                 }
                 Ok(self.graph.num(v))
             }
-            Rule::ident => self.name(pair.as_str(), span),
+            Rule::ident => match self.placeholders.get(&span.start) {
+                Some(&id) => Ok(id),
+                None => self.name(pair.as_str(), span),
+            },
             Rule::paren => {
                 let inner = pair
                     .into_inner()

@@ -33,11 +33,17 @@ pub fn format_num(v: f64) -> String {
     }
 }
 
+/// How deep a printed form may nest before a part of it is named on a `where` binding:
+/// deep enough that no one reading meets it (a 250-layer network), shallow enough that
+/// printing fits a browser's stack, where the printer's recursion cannot move to the
+/// heap.
+const MAX_NESTING: u32 = 500;
+
 /// Prints an expression in jacob's syntax. A subexpression that occurs more than once
 /// and is long enough is printed once, as a `where` binding, so that the output grows
 /// linearly with the depth of a network, not quadratically.
 pub fn text(g: &Graph, id: Id) -> String {
-    let names = shared_names(g, id);
+    let names = names_within(g, id, MAX_NESTING);
     let plain = PlainCache::default();
     let fixed = Fixed::new(g, id);
     let printer = Printer {
@@ -103,14 +109,10 @@ pub(crate) fn term_order(g: &Graph, terms: &[Id], cache: &PlainCache, fixed: &Fi
     keyed.into_iter().map(|k| k.4).collect()
 }
 
-/// Chooses the subexpressions worth naming, with names that no symbol uses.
-pub fn shared_names(g: &Graph, root: Id) -> HashMap<Id, String> {
-    names_within(g, root, u32::MAX)
-}
-
-/// As [`shared_names`], and also names a subexpression nested deeper than `max_depth`
-/// levels below the last name, so that no printed form nests deeper (LaTeX allows
-/// 255 levels of grouping).
+/// Chooses the subexpressions worth naming, with names that no symbol uses: those
+/// that occur more than once and are long enough, and those nested deeper than
+/// `max_depth` levels below the last name, so that no printed form nests deeper (LaTeX
+/// allows 255 levels of grouping; a browser's stack a few hundred).
 pub fn names_within(g: &Graph, root: Id, max_depth: u32) -> HashMap<Id, String> {
     let order = g.reachable(&[root]);
     let mut uses: HashMap<Id, u64> = HashMap::new();

@@ -155,3 +155,51 @@ fn every_operator_nested_as_deep_as_jacob_reads_runs_on_a_1_mib_stack() {
         eprintln!("ok: {shown}");
     }
 }
+
+/// Deep input is read a slice of levels at a time; an error deep inside, or outside,
+/// is reported at its place as when the text is read whole.
+#[test]
+fn errors_in_deep_input_keep_their_place() {
+    let cases: [(String, &str, usize); 4] = [
+        // An operand missing deep inside: the caret is under the `)` after `+`.
+        (
+            nested("(", "x +", ")", 300),
+            "expected an operand before `)`",
+            300 + 3,
+        ),
+        // A syntax error before the deep part wins over a shape error inside it.
+        (
+            format!("x + * {}", nested("exp(", "A*x*x", ")", 300)),
+            "`*` needs an operand on its left",
+            4,
+        ),
+        // A group followed by a name is read whole (it would run into a placeholder).
+        (
+            format!("{}y", nested("(", "x", ")", 100)),
+            "implicit multiplication",
+            2 * 100 + 1,
+        ),
+        // Past the deepest jacob reads.
+        (
+            nested("(", "x", ")", MAX_DEPTH + 1),
+            "nests deeper than",
+            MAX_DEPTH,
+        ),
+    ];
+    for (src, message, at) in cases {
+        let e = on_a_small_stack(move || {
+            parse(&src, &mut Graph::new(), &HashMap::new()).expect_err("an error")
+        });
+        assert!(e.message.contains(message), "{}", e.message);
+        assert_eq!(e.span.start, at, "{}", e.message);
+    }
+    // `where` names reach into deep parentheses: such input is read whole.
+    let src = format!("{} where h = A*x", nested("(", "h'*h", ")", 200));
+    let t = on_a_small_stack(move || {
+        let mut g = Graph::new();
+        let p = parse(&src, &mut g, &HashMap::new()).expect("parses");
+        let f = g.simplify(p.root, true);
+        text(&g, f)
+    });
+    assert_eq!(t, "(A*x)'*A*x");
+}
