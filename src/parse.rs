@@ -93,16 +93,31 @@ pub fn parse(
         Vec::new()
     };
     // A placeholder must not run into the text after it (`(x)y` would read as one
-    // name): such input, an error anyway, is read whole.
+    // name), and a call's name must be known before its arguments are built: other
+    // input, an error anyway, is read whole.
     let bytes = src.as_bytes();
     let clear = |g: &Group| {
-        g.call
-            || bytes[g.close + 1..]
-                .iter()
-                .find(|b| !b.is_ascii_whitespace())
-                .is_none_or(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'(')))
+        let name = called(bytes, g.open);
+        (g.call && (FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || BUILDERS.contains(&name)))
+            || !g.call
+                && bytes[g.close + 1..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_none_or(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'(')))
     };
-    let groups = if groups.iter().all(clear) {
+    // Every name called must be a function, so that no error of a deeper part comes
+    // before the one about the name.
+    let known_calls = || {
+        let toks = tokens(src);
+        toks.iter().enumerate().all(|(k, t)| {
+            let name = &src[t.start..t.end];
+            t.kind != Tok::Name
+                || toks.get(k + 1).is_none_or(|n| &src[n.start..n.end] != "(")
+                || FUNCTION_NAMES.iter().any(|(n, _)| *n == name)
+                || BUILDERS.contains(&name)
+        })
+    };
+    let groups = if groups.iter().all(clear) && (groups.is_empty() || known_calls()) {
         groups
     } else {
         Vec::new()
@@ -162,6 +177,20 @@ fn chunks(src: &str) -> Vec<Group> {
     out
 }
 
+/// The name before the `(` at `open` (spaces between allowed), or "".
+fn called(bytes: &[u8], open: usize) -> &str {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut end = open;
+    while end > 0 && bytes[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && word(bytes[start - 1]) {
+        start -= 1;
+    }
+    std::str::from_utf8(&bytes[start..end]).unwrap_or_default()
+}
+
 /// True when the `(` at `open` follows a name (spaces between allowed): a call.
 fn follows_name(bytes: &[u8], open: usize) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
@@ -176,13 +205,21 @@ fn follows_name(bytes: &[u8], open: usize) -> bool {
     start < end && bytes[start].is_ascii_alphabetic()
 }
 
-/// A group's inside alone, for pest: blanks before it, its deeper parts already
-/// replaced in `masked` by placeholders of the same length (so that every place in an
-/// error is the place in the text), and nothing after it.
-fn chunk_text(masked: &[u8], g: &Group) -> String {
-    let mut text = masked[..g.close].to_vec();
-    text[..g.open + 1].fill(b' ');
-    String::from_utf8(text).unwrap_or_default()
+/// A group's inside alone, for pest, its deeper parts already replaced in `masked` by
+/// placeholders of the same length; pest's places in it are from `g.open + 1`.
+fn inside<'m>(masked: &'m [u8], g: &Group) -> &'m str {
+    std::str::from_utf8(&masked[g.open + 1..g.close]).unwrap_or_default()
+}
+
+/// pest's error in a slice that starts at `offset`, placed in the whole text.
+fn shifted(mut e: pest::error::Error<Rule>, offset: usize) -> pest::error::Error<Rule> {
+    e.location = match e.location {
+        pest::error::InputLocation::Pos(p) => pest::error::InputLocation::Pos(p + offset),
+        pest::error::InputLocation::Span((p, q)) => {
+            pest::error::InputLocation::Span((p + offset, q + offset))
+        }
+    };
+    e
 }
 
 /// The syntax of deep input, checked before anything is built, so that the error
@@ -201,22 +238,23 @@ fn check_syntax(src: &str, groups: &[Group]) -> Result<(), ExprError> {
     };
     let mut masked = src.as_bytes().to_vec();
     for g in groups {
-        let text = chunk_text(&masked, g);
+        let from = g.open + 1;
+        let text = inside(&masked, g);
         let rule = if g.call { Rule::arguments } else { Rule::input };
-        let read: Vec<(usize, usize)> = match Grammar::parse(rule, &text) {
+        let read: Vec<(usize, usize)> = match Grammar::parse(rule, text) {
             Ok(mut pairs) if g.call => pairs
                 .next()
                 .map(Pair::into_inner)
                 .into_iter()
                 .flatten()
                 .filter(|p| p.as_rule() == Rule::expr)
-                .map(|p| (p.as_span().start(), p.as_span().end()))
+                .map(|p| (p.as_span().start() + from, p.as_span().end() + from))
                 .collect(),
             Ok(_) => vec![(g.open, g.close + 1)],
             Err(e) => {
-                keep(e);
+                keep(shifted(e, from));
                 // Read on as if the group were fine: its inside as one placeholder.
-                let inside = &text.as_bytes()[g.open + 1..];
+                let inside = text.as_bytes();
                 let lead = inside
                     .iter()
                     .take_while(|b| b.is_ascii_whitespace())
@@ -268,26 +306,33 @@ fn parse_checked(
         bindings: Vec::new(),
         broadcast_by_default: Vec::new(),
         placeholders: HashMap::new(),
+        offset: 0,
     };
+    if !groups.is_empty() {
+        builder.declare_in_order();
+    }
     // What has been read, as (start, end) of text that stands for a built node.
     let mut read: Vec<(usize, usize)> = Vec::new();
     let mut masked = src.as_bytes().to_vec();
     for g in groups {
-        let text = chunk_text(&masked, g);
+        let from = g.open + 1;
+        let text = inside(&masked, g);
         let to = g.close;
         let before = read.len();
+        builder.offset = from;
         if g.call {
-            let mut pairs =
-                Grammar::parse(Rule::arguments, &text).map_err(|e| syntax_error(src, e))?;
+            let mut pairs = Grammar::parse(Rule::arguments, text)
+                .map_err(|e| syntax_error(src, shifted(e, from)))?;
             let args = pairs.next().map(Pair::into_inner).into_iter().flatten();
             for arg in args.filter(|p| p.as_rule() == Rule::expr) {
-                let span = span_of(&arg);
+                let span = builder.span_of(&arg);
                 let id = builder.expr(arg)?;
                 builder.placeholders.insert(span.start, id);
                 read.push((span.start, span.end));
             }
         } else {
-            let mut pairs = Grammar::parse(Rule::input, &text).map_err(|e| syntax_error(src, e))?;
+            let mut pairs = Grammar::parse(Rule::input, text)
+                .map_err(|e| syntax_error(src, shifted(e, from)))?;
             let expr = pairs
                 .next()
                 .and_then(|input| input.into_inner().next())
@@ -302,6 +347,7 @@ fn parse_checked(
             masked[a..b].fill(b'Z');
         }
     }
+    builder.offset = 0;
     let text = String::from_utf8(masked).unwrap_or_default();
     let mut pairs = Grammar::parse(Rule::input, &text).map_err(|e| syntax_error(src, e))?;
     let input = pairs
@@ -344,6 +390,8 @@ struct Builder<'a> {
     broadcast_by_default: Vec<(String, Kind)>,
     /// Deep parts read already, by where they start: the text there is a placeholder.
     placeholders: HashMap<usize, Id>,
+    /// Where the slice of text pest reads starts in the whole text.
+    offset: usize,
 }
 
 fn span_of(pair: &Pair<Rule>) -> Span {
@@ -359,6 +407,46 @@ enum RunKind {
 }
 
 impl<'a> Builder<'a> {
+    /// Declares the symbols in the order the text names them, as reading it whole
+    /// does, before deep parts are read first (the order of symbols is the order of
+    /// `jacob shape` and of random values).
+    fn declare_in_order(&mut self) {
+        let src = self.src;
+        let bytes = src.as_bytes();
+        for t in tokens(src) {
+            let name = &src[t.start..t.end];
+            let next = bytes[t.end..].iter().find(|b| !b.is_ascii_whitespace());
+            let special = matches!(
+                name,
+                "where"
+                    | "I"
+                    | "eye"
+                    | "ones"
+                    | "zeros"
+                    | "vector"
+                    | "matrix"
+                    | "kron"
+                    | "rows"
+                    | "cols"
+                    | "commutation"
+            ) || FUNCTION_NAMES.iter().any(|(n, _)| *n == name);
+            if t.kind == Tok::Name && next != Some(&b'(') && !special {
+                let kind = self
+                    .decls
+                    .get(name)
+                    .copied()
+                    .unwrap_or_else(|| default_kind(name));
+                self.graph.declare(name, kind);
+            }
+        }
+    }
+
+    /// A pair's place in the whole text (pest's is in the slice being read).
+    fn span_of(&self, pair: &Pair<Rule>) -> Span {
+        let s = span_of(pair);
+        Span::new(s.start + self.offset, s.end + self.offset)
+    }
+
     fn text(&self, span: Span) -> String {
         snippet(&self.src[span.start..span.end])
     }
@@ -389,7 +477,7 @@ impl<'a> Builder<'a> {
                 b.clone()
                     .into_inner()
                     .next()
-                    .map(|n| (n.as_str().to_string(), span_of(&n)))
+                    .map(|n| (n.as_str().to_string(), self.span_of(&n)))
             })
             .collect();
         let scope_len = self.scope.len();
@@ -416,7 +504,7 @@ impl<'a> Builder<'a> {
             self.pending.pop();
             self.scope.push((name.as_str().to_string(), value));
             self.bindings
-                .push((name.as_str().to_string(), span_of(&name)));
+                .push((name.as_str().to_string(), self.span_of(&name)));
         }
         let root = self.sum(body)?.id;
         self.scope.truncate(scope_len);
@@ -435,7 +523,7 @@ impl<'a> Builder<'a> {
     }
 
     fn sum(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
         let Some(first) = inner.next() else {
             return Err(ExprError::new("expected an expression", span));
@@ -446,7 +534,7 @@ impl<'a> Builder<'a> {
         let mut result_shape: Option<Operand> = (!self.graph.is_scalar(first.id)).then_some(first);
         while let (Some(op), Some(term)) = (inner.next(), inner.next()) {
             let rhs = self.term(term)?;
-            let op_span = span_of(&op);
+            let op_span = self.span_of(&op);
             if !self.graph.is_scalar(rhs.id) {
                 match result_shape {
                     None => result_shape = Some(rhs),
@@ -510,7 +598,7 @@ impl<'a> Builder<'a> {
     }
 
     fn term(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
         let Some(first) = inner.next() else {
             return Err(ExprError::new("expected an expression", span));
@@ -521,7 +609,7 @@ impl<'a> Builder<'a> {
         let mut run_shape = self.shape(acc.id);
         while let (Some(op), Some(factor)) = (inner.next(), inner.next()) {
             let rhs = self.factor(factor)?;
-            let op_span = span_of(&op);
+            let op_span = self.span_of(&op);
             let kind = if op.as_str().starts_with('.') {
                 RunKind::Elementwise
             } else {
@@ -765,7 +853,7 @@ impl<'a> Builder<'a> {
     }
 
     fn factor(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut negs = 0usize;
         let mut power = None;
         for p in pair.into_inner() {
@@ -788,14 +876,14 @@ impl<'a> Builder<'a> {
     }
 
     fn power(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         // Collect base, then (operator, minus count, operand) triples; fold from the right.
         let mut bases: Vec<Operand> = Vec::new();
         let mut ops: Vec<(String, Span, usize)> = Vec::new();
         let mut negs = 0usize;
         for p in pair.into_inner() {
             match p.as_rule() {
-                Rule::pow_op => ops.push((p.as_str().to_string(), span_of(&p), 0)),
+                Rule::pow_op => ops.push((p.as_str().to_string(), self.span_of(&p), 0)),
                 Rule::neg => negs += 1,
                 _ => {
                     if let Some(last) = ops.last_mut() {
@@ -870,7 +958,7 @@ impl<'a> Builder<'a> {
     }
 
     fn postfixed(&mut self, pair: Pair<Rule>) -> Result<Operand, ExprError> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
         let Some(primary) = inner.next() else {
             return Err(ExprError::new("expected an operand", span));
@@ -884,7 +972,7 @@ impl<'a> Builder<'a> {
     }
 
     fn primary(&mut self, pair: Pair<Rule>) -> Result<Id, ExprError> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         match pair.as_rule() {
             Rule::number => {
                 let v: f64 = pair
@@ -961,13 +1049,13 @@ impl<'a> Builder<'a> {
     }
 
     fn call(&mut self, pair: Pair<Rule>) -> Result<Id, ExprError> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut inner = pair.into_inner();
         let Some(name_pair) = inner.next() else {
             return Err(ExprError::new("expected a function name", span));
         };
         let name = name_pair.as_str();
-        let name_span = span_of(&name_pair);
+        let name_span = self.span_of(&name_pair);
         let arg_pairs: Vec<Pair<Rule>> = inner.collect();
         let want = match name {
             "kron" => 2..=2,
@@ -1002,7 +1090,7 @@ impl<'a> Builder<'a> {
         }
         let mut args = Vec::new();
         for a in arg_pairs {
-            let s = span_of(&a);
+            let s = self.span_of(&a);
             let id = self.expr(a)?;
             args.push(Operand { id, span: s });
         }

@@ -192,7 +192,8 @@ fn labelled(command: &Command, config: &Config, line_no: usize, out: &str) -> St
 /// `{"command": …, "input": …, "error": …, "line": …}` (the whole message, caret lines
 /// included).
 /// With the error itself, also its `kind` and, for an error in the expression, the
-/// sentence alone (`message`) and the byte range it points at (`span`).
+/// sentence alone (`message`), the byte range it points at (`span`) and the text that
+/// range is in (`span_in`: the input, or a claim).
 fn json_error(
     command: &str,
     input: &str,
@@ -203,9 +204,11 @@ fn json_error(
     let mut j = json!({"command": command, "input": input, "error": message});
     if let Some(e) = error {
         j["kind"] = json!(e.kind());
-        if let Error::InExpr { error, .. } = e {
+        if let Error::InExpr { error, text } = e {
             j["message"] = json!(error.message);
             j["span"] = json!([error.span.start, error.span.end]);
+            // The text the span is in: the input, or a claim.
+            j["span_in"] = json!(text);
         }
     }
     if let Some(n) = line {

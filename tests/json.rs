@@ -217,6 +217,11 @@ fn error_objects_name_their_command() {
         );
         assert_eq!(v["span"], serde_json::json!([2, 3]), "{v}");
     }
+    // An error in a claim points into the claim.
+    let (code, v) = json(&["check", "x'*A*x", "--wrt", "x", "--claim", "A*x + ("]);
+    assert_eq!(code, 2);
+    assert_eq!(v["span_in"], "A*x + (", "{v}");
+    assert_eq!(v["span"], serde_json::json!([6, 7]), "{v}");
     let (code, v) = json(&["diff", "x'*x", "--wrt", "z"]);
     assert_eq!(code, 2);
     assert_eq!(v["kind"], "usage", "{v}");

@@ -203,3 +203,57 @@ fn errors_in_deep_input_keep_their_place() {
     });
     assert_eq!(t, "(A*x)'*A*x");
 }
+
+/// Reading deep parts first changes nothing a user sees of valid input: symbols keep
+/// the order the text names them in (the order of `jacob shape` and of random values),
+/// an unknown function is reported before anything inside it, and elementwise
+/// operators after a deep group read as usual.
+#[test]
+fn deep_parts_read_first_keep_what_users_see() {
+    let order = |src: String| {
+        on_a_small_stack(move || {
+            let mut g = Graph::new();
+            parse(&src, &mut g, &HashMap::new()).expect("parses");
+            g.symbols().map(|(_, i)| i.name.clone()).collect::<Vec<_>>()
+        })
+    };
+    let shallow = order("alpha + 2*beta + gamma".into());
+    let deep = order(format!(
+        "alpha + 2*{} + gamma",
+        nested("(", "beta", ")", 60)
+    ));
+    assert_eq!(shallow, deep);
+    let e = parse(
+        &format!("foo({})", nested("(", "x + A", ")", 61)),
+        &mut Graph::new(),
+        &HashMap::new(),
+    )
+    .expect_err("an unknown function");
+    assert!(
+        e.message.contains("`foo` is not a function"),
+        "{}",
+        e.message
+    );
+    let t = on_a_small_stack(|| {
+        let mut g = Graph::new();
+        let p = parse(&nested("(", "x", ").^2", 200), &mut g, &HashMap::new()).expect("parses");
+        let f = g.simplify(p.root, true);
+        text(&g, f)
+    });
+    assert!(t.starts_with("x.^"), "{t}");
+    // Many groups side by side at the depth where slicing starts: each slice is
+    // read once (this took 24 s when every slice was copied from the start).
+    let src = format!(
+        "{}{}{}",
+        "(".repeat(47),
+        vec!["(x)"; 20_000].join("+"),
+        ")".repeat(47)
+    );
+    let t = on_a_small_stack(move || {
+        let mut g = Graph::new();
+        let p = parse(&src, &mut g, &HashMap::new()).expect("parses");
+        let f = g.simplify(p.root, true);
+        text(&g, f)
+    });
+    assert_eq!(t, "20000*x");
+}
