@@ -51,7 +51,9 @@ pub use graph::{FUNCTION_NAMES, Func, Graph, Id, Kind, Node, Num, Symbol, Symbol
 pub use latex::latex;
 pub use numeric::{Draw, choose_sizes, random_value};
 pub use parse::{MAX_DEPTH, Parsed, parse};
-pub use pipeline::{Declarations, folded, kind_notes, parse_text, shape_names, variable};
+pub use pipeline::{
+    Declarations, derivative_of, diff_error, folded, kind_notes, parse_text, shape_names, variable,
+};
 pub use print::text;
 #[cfg(feature = "cli")]
 #[doc(hidden)]

@@ -93,28 +93,23 @@ pub fn parse(
         Vec::new()
     };
     // A placeholder must not run into the text after it (`(x)y` would read as one
-    // name), and a call's name must be known before its arguments are built: other
-    // input, an error anyway, is read whole.
+    // name), and every name called must be a function, so that no error of a deeper
+    // part comes before the one about the name: other input, an error anyway, is read
+    // whole.
     let bytes = src.as_bytes();
     let clear = |g: &Group| {
-        let name = called(bytes, g.open);
-        (g.call && (FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || BUILDERS.contains(&name)))
-            || !g.call
-                && bytes[g.close + 1..]
-                    .iter()
-                    .find(|b| !b.is_ascii_whitespace())
-                    .is_none_or(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'(')))
+        g.call
+            || bytes[g.close + 1..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_none_or(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'(')))
     };
-    // Every name called must be a function, so that no error of a deeper part comes
-    // before the one about the name.
     let known_calls = || {
         let toks = tokens(src);
         toks.iter().enumerate().all(|(k, t)| {
-            let name = &src[t.start..t.end];
             t.kind != Tok::Name
                 || toks.get(k + 1).is_none_or(|n| &src[n.start..n.end] != "(")
-                || FUNCTION_NAMES.iter().any(|(n, _)| *n == name)
-                || BUILDERS.contains(&name)
+                || is_function(&src[t.start..t.end])
         })
     };
     let groups = if groups.iter().all(clear) && (groups.is_empty() || known_calls()) {
@@ -193,16 +188,12 @@ fn called(bytes: &[u8], open: usize) -> &str {
 
 /// True when the `(` at `open` follows a name (spaces between allowed): a call.
 fn follows_name(bytes: &[u8], open: usize) -> bool {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let mut end = open;
-    while end > 0 && bytes[end - 1].is_ascii_whitespace() {
-        end -= 1;
-    }
-    let mut start = end;
-    while start > 0 && word(bytes[start - 1]) {
-        start -= 1;
-    }
-    start < end && bytes[start].is_ascii_alphabetic()
+    called(bytes, open).starts_with(|c: char| c.is_ascii_alphabetic())
+}
+
+/// True for the names jacob calls: its functions and its builders (`kron`, `eye`, …).
+fn is_function(name: &str) -> bool {
+    FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || BUILDERS.contains(&name)
 }
 
 /// A group's inside alone, for pest, its deeper parts already replaced in `masked` by
@@ -416,29 +407,20 @@ impl<'a> Builder<'a> {
         for t in tokens(src) {
             let name = &src[t.start..t.end];
             let next = bytes[t.end..].iter().find(|b| !b.is_ascii_whitespace());
-            let special = matches!(
-                name,
-                "where"
-                    | "I"
-                    | "eye"
-                    | "ones"
-                    | "zeros"
-                    | "vector"
-                    | "matrix"
-                    | "kron"
-                    | "rows"
-                    | "cols"
-                    | "commutation"
-            ) || FUNCTION_NAMES.iter().any(|(n, _)| *n == name);
+            let special = matches!(name, "where" | "I") || is_function(name);
             if t.kind == Tok::Name && next != Some(&b'(') && !special {
-                let kind = self
-                    .decls
-                    .get(name)
-                    .copied()
-                    .unwrap_or_else(|| default_kind(name));
+                let kind = self.kind_of(name);
                 self.graph.declare(name, kind);
             }
         }
+    }
+
+    /// A symbol's kind: declared, or by its name.
+    fn kind_of(&self, name: &str) -> Kind {
+        self.decls
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| default_kind(name))
     }
 
     /// A pair's place in the whole text (pest's is in the slice being read).
@@ -1037,12 +1019,7 @@ impl<'a> Builder<'a> {
                 span,
             )),
             _ => {
-                let kind = self
-                    .decls
-                    .get(name)
-                    .copied()
-                    .unwrap_or_else(|| default_kind(name));
-                let sym = self.graph.declare(name, kind);
+                let sym = self.graph.declare(name, self.kind_of(name));
                 Ok(self.graph.sym(sym))
             }
         }
@@ -1062,7 +1039,7 @@ impl<'a> Builder<'a> {
             "ones" | "zeros" | "commutation" => 1..=2,
             _ => 1..=1,
         };
-        let known = FUNCTION_NAMES.iter().any(|(n, _)| *n == name) || BUILDERS.contains(&name);
+        let known = is_function(name);
         if !known {
             let args = self.src[name_span.end..span.end].trim();
             return Err(unknown_function(

@@ -2,9 +2,10 @@
 //! front end: validated declarations, the text parsed with them, the variable named by
 //! `--wrt`, notes on default kinds, and the check that constants folded cleanly.
 
+use crate::diff::{self, DiffError, Layout};
 use crate::error::{Error, ExprError, Span};
 use crate::eval::Env;
-use crate::graph::{FUNCTION_NAMES, Graph, Kind, Symbol};
+use crate::graph::{FUNCTION_NAMES, Graph, Id, Kind, Symbol};
 use crate::numeric;
 use crate::parse::{self, Parsed};
 use crate::shape::{DimNames, Shape};
@@ -184,4 +185,34 @@ pub fn shape_names(g: &Graph, s: Shape) -> [String; 2] {
         names.shape(&g.dims, info.shape);
     }
     [s.rows, s.cols].map(|d| names.name(&g.dims, d))
+}
+
+/// The derivative `jacob diff` (or, with `hessian`, `jacob hess`) prints of the
+/// simplified expression `f` by `var`: the Jacobian in `layout`, or with `differential`
+/// the differential form; a name the differential needs that the expression already
+/// uses is a usage error, anything else jacob cannot form is unsupported.
+pub fn derivative_of(
+    g: &mut Graph,
+    f: Id,
+    var: Symbol,
+    layout: Layout,
+    hessian: bool,
+    differential: bool,
+) -> Result<Id, Error> {
+    let d = if differential {
+        diff::differential_form(g, f, var, hessian)
+    } else if hessian {
+        diff::hessian(g, f, var)
+    } else {
+        diff::derivative(g, f, var, layout)
+    };
+    d.map_err(diff_error)
+}
+
+/// A differentiation error as jacob reports it.
+pub fn diff_error(e: DiffError) -> Error {
+    match e {
+        DiffError::NameTaken(m) => Error::Usage(m),
+        e => Error::Unsupported(e.to_string()),
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::check::{CheckReport, CheckRequest};
 use crate::cli::{CheckArgs, Cli, Command, Config, EvalArgs, FormArg, Format, LayoutArg};
-use crate::diff::{self, Layout};
+use crate::diff::Layout;
 use crate::error::Error;
 use crate::eval::{self, Env};
 use crate::graph::{Graph, Id, Symbol};
@@ -327,17 +327,14 @@ fn differentiate(a: &Derivative, config: &Config, text: &str) -> Result<Answer, 
     }
     let mut ds = Vec::with_capacity(vars.len());
     for &var in &vars {
-        let d = if differential {
-            diff::differential_form(&mut g, f, var, hessian)
-        } else if hessian {
-            diff::hessian(&mut g, f, var)
-        } else {
-            diff::derivative(&mut g, f, var, layout)
-        };
-        ds.push(d.map_err(|e| match e {
-            diff::DiffError::NameTaken(m) => Error::Usage(m),
-            e => Error::Unsupported(e.to_string()),
-        })?);
+        ds.push(crate::pipeline::derivative_of(
+            &mut g,
+            f,
+            var,
+            layout,
+            hessian,
+            differential,
+        )?);
     }
     folded(&g, text)?;
     if code {

@@ -9,8 +9,8 @@
 //! "span"}`: the command line's sentences and its caret.
 
 use jacob::{
-    CheckRequest, Declarations, Error, Graph, Layout, check, derivative, differential_form,
-    explain, folded, hessian, kind_notes, latex, parse_text, shape_names, text, variable,
+    CheckRequest, Declarations, Error, Graph, Layout, check, derivative_of, diff_error, explain,
+    folded, kind_notes, latex, parse_text, shape_names, text, variable,
 };
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -112,22 +112,14 @@ fn respond(req: &Value) -> Result<Value, Error> {
         "diff" | "hess" => {
             let var = variable(&g, &parsed, expr, wrt)?;
             let hess = command == "hess";
-            let d = if differential {
-                differential_form(&mut g, f, var, hess)
-            } else if hess {
-                hessian(&mut g, f, var)
-            } else {
-                derivative(&mut g, f, var, layout)
-            };
-            let d = d.map_err(|e| Error::Unsupported(e.to_string()))?;
+            let d = derivative_of(&mut g, f, var, layout, hess, differential)?;
             if field(req, "explain") == "true" || req.get("explain") == Some(&json!(true)) {
                 if hess || differential {
                     return Err(Error::Usage(
                         "the steps are shown for first derivatives in a layout".into(),
                     ));
                 }
-                let steps = explain(&mut g, f, var, layout)
-                    .map_err(|e| Error::Unsupported(e.to_string()))?;
+                let steps = explain(&mut g, f, var, layout).map_err(diff_error)?;
                 folded(&g, expr)?;
                 return Ok(json!({
                     "ok": true,
